@@ -1,0 +1,1 @@
+"""One hook module per governed library; each declares the version range it supports."""
