@@ -1,0 +1,184 @@
+"""Phase 2: put the planned trampolines into one file's source (LibCST, formatting kept).
+
+`inject(source, targets)` is the public entry; `Injector` walks statements only (a `def` can only
+appear in a statement position), which is far cheaper than a full-tree transformer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import libcst as cst
+import libcst.matchers as m
+
+from instpy.build import trampoline
+from instpy.build.errors import BuildError
+from instpy.build.plan import PlannedTarget
+
+_DOCSTRING = m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())])
+_FUTURE = m.SimpleStatementLine(body=[m.ImportFrom(module=m.Name("__future__"))])
+_SuiteFn = Callable[[cst.BaseSuite], cst.BaseSuite]
+_ENDS = m.SimpleStatementLine(body=[m.ZeroOrMore(), m.Return() | m.Raise()])
+
+
+def is_rewritten(source: bytes) -> bool:
+    """Whether `source` already carries trampolines (rewriting it again must change nothing)."""
+    return trampoline.HEADER_IMPORT.encode() in source
+
+
+def inject(source: bytes, targets: Sequence[PlannedTarget], path: str = "<source>") -> bytes:
+    """Return `source` with a trampoline in every target; untouched if there is nothing to do."""
+    if not targets or is_rewritten(source):
+        return source
+    module = cst.parse_module(source)
+    injector = Injector(targets, path)
+    body = injector.statements(module.body)
+    missing = set(injector.by_index) - injector.done
+    if missing:
+        first = injector.by_index[min(missing)]
+        raise BuildError(
+            f"{path}:{first.line}: {first.fingerprint} is in the plan but not in the file "
+            "(was the file edited after scanning?); re-run the build so scan and inject agree"
+        )
+    return module.with_changes(body=_with_header(body, targets)).bytes
+
+
+def _with_header(
+    body: Sequence[cst.BaseStatement], targets: Sequence[PlannedTarget]
+) -> list[cst.BaseStatement]:
+    """Insert the header after the module docstring and `from __future__` imports."""
+    at = 0
+    if body and m.matches(body[0], _DOCSTRING):
+        at = 1
+    while at < len(body) and m.matches(body[at], _FUTURE):
+        at += 1
+    lines: list[cst.BaseStatement] = list(trampoline.header(sorted(targets, key=lambda t: t.index)))
+    rest = list(body[at:])
+    if at == 0 and rest:
+        # Comments above the first statement (a shebang or coding cookie among them) stay on top.
+        first = rest[0]
+        if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            lines[0] = lines[0].with_changes(leading_lines=first.leading_lines)
+            rest[0] = first.with_changes(leading_lines=[])
+    return [*body[:at], *lines, *rest]
+
+
+class Injector:
+    """Walks a module's statements, counting `def`s in document order.
+
+    State: `by_index` (planned targets by def index), `count` (defs seen so far), `done` (indices
+    rewritten), `path` (for messages).
+    """
+
+    def __init__(self, targets: Sequence[PlannedTarget], path: str) -> None:
+        self.by_index = {t.index: t for t in targets}
+        self.count = 0
+        self.done: set[int] = set()
+        self.path = path
+
+    def statements(self, stmts: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        return [self.statement(s) for s in stmts]
+
+    def statement(self, stmt: cst.BaseStatement) -> cst.BaseStatement:
+        if isinstance(stmt, cst.FunctionDef):
+            index = self.count
+            self.count += 1
+            stmt = stmt.with_changes(body=self.suite(stmt.body))
+            target = self.by_index.get(index)
+            if target is None:
+                return stmt
+            if target.fingerprint.rpartition(".")[2].rpartition(":")[2] != stmt.name.value:
+                raise BuildError(
+                    f"{self.path}:{target.line}: the plan expects {target.fingerprint} but finds "
+                    f"def {stmt.name.value}; re-run the build so scan and inject agree"
+                )
+            self.done.add(index)
+            return _instrument(stmt, target)
+        if isinstance(stmt, cst.SimpleStatementLine):
+            return stmt
+        return _map_blocks(stmt, self.suite)
+
+    def suite(self, suite: cst.BaseSuite) -> cst.BaseSuite:
+        if isinstance(suite, cst.IndentedBlock):
+            return suite.with_changes(body=self.statements(suite.body))
+        return suite
+
+
+def _map_blocks(stmt: cst.BaseStatement, fn: _SuiteFn) -> cst.BaseStatement:
+    """Apply `fn` to every block of a compound statement, in document order."""
+    if isinstance(stmt, cst.SimpleStatementLine) or not hasattr(stmt, "body"):
+        return stmt
+    changes: dict[str, object] = {"body": fn(stmt.body)}
+    if isinstance(stmt, cst.Try | cst.TryStar):
+        changes["handlers"] = [h.with_changes(body=fn(h.body)) for h in stmt.handlers]
+        if stmt.finalbody is not None:
+            changes["finalbody"] = stmt.finalbody.with_changes(body=fn(stmt.finalbody.body))
+    if isinstance(stmt, cst.Match):
+        return stmt.with_changes(cases=[c.with_changes(body=fn(c.body)) for c in stmt.cases])
+    orelse = getattr(stmt, "orelse", None)
+    if isinstance(orelse, cst.If):
+        changes["orelse"] = _map_blocks(orelse, fn)
+    elif isinstance(orelse, cst.Else):
+        changes["orelse"] = orelse.with_changes(body=fn(orelse.body))
+    # Try's `orelse` comes before `finalbody` in both trees; with_changes keeps field order.
+    return stmt.with_changes(**changes)
+
+
+def _indented(suite: cst.BaseSuite) -> cst.IndentedBlock:
+    if isinstance(suite, cst.IndentedBlock):
+        return suite
+    # The only other suite: `def f(): return 1` on one line.
+    small = suite.body if isinstance(suite, cst.SimpleStatementSuite) else ()
+    return cst.IndentedBlock(
+        body=[cst.SimpleStatementLine(body=small)],
+        header=getattr(suite, "trailing_whitespace", cst.TrailingWhitespace()),
+    )
+
+
+def _instrument(func: cst.FunctionDef, target: PlannedTarget) -> cst.FunctionDef:
+    block = _indented(func.body)
+    body: list[cst.BaseStatement] = list(block.body)
+    doc: list[cst.BaseStatement] = []
+    if body and m.matches(body[0], _DOCSTRING):
+        doc = [body.pop(0)]
+    if target.on_exit:
+        rewriter = _ReturnRewriter(target)
+        body = [rewriter.statement(s) for s in body]
+        if not body or not m.matches(body[-1], _ENDS):
+            body.append(trampoline.fall_through(target))
+        body = [trampoline.guard(target, body)]
+    new_body = [*doc, *trampoline.prologue(target), *body]
+    return func.with_changes(body=block.with_changes(body=new_body))
+
+
+class _ReturnRewriter:
+    """Rewrites the target's own `return`s; nested defs, classes and lambdas keep theirs."""
+
+    def __init__(self, target: PlannedTarget) -> None:
+        self.target = target
+
+    def statement(self, stmt: cst.BaseStatement) -> cst.BaseStatement:
+        if isinstance(stmt, cst.FunctionDef | cst.ClassDef):
+            return stmt
+        if isinstance(stmt, cst.SimpleStatementLine):
+            return stmt.with_changes(body=self.small(stmt.body))
+        return _map_blocks(stmt, self.suite)
+
+    def suite(self, suite: cst.BaseSuite) -> cst.BaseSuite:
+        if isinstance(suite, cst.SimpleStatementSuite):
+            return suite.with_changes(body=self.small(suite.body))
+        if isinstance(suite, cst.IndentedBlock):
+            return suite.with_changes(body=[self.statement(s) for s in suite.body])
+        return suite
+
+    def small(self, body: Sequence[cst.BaseSmallStatement]) -> list[cst.BaseSmallStatement]:
+        out: list[cst.BaseSmallStatement] = []
+        for small in body:
+            if isinstance(small, cst.Return):
+                new = trampoline.rewrite_return(self.target, small)
+                # The last statement keeps the original's separator (`;` or none).
+                new[-1] = new[-1].with_changes(semicolon=small.semicolon)
+                out.extend(new)
+            else:
+                out.append(small)
+        return out
