@@ -8,7 +8,6 @@ import importlib.metadata
 import socket
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -103,7 +102,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         "orders/__init__.py": pathlib.Path("orders/__init__.py").read_bytes(),
         DIST + ".dist-info/METADATA": b"Metadata-Version: 2.1\\nName: Orders.Service\\n"
         b"Version: 0.3\\nRequires-Dist: tiny-dep>=1\\n",
-        DIST + ".dist-info/WHEEL": b"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+        DIST + ".dist-info/WHEEL": b"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\n"
+        b"Tag: py3-none-any\\n",
     }
     record = "".join(f"{k},{_hash(v)},{len(v)}\\n" for k, v in files.items())
     name = DIST + "-py3-none-any.whl"
@@ -150,7 +150,7 @@ def test_pip_failure_says_what_and_how(tmp_path: Path, index: Path) -> None:
 
 
 def test_not_a_service(tmp_path: Path) -> None:
-    with pytest.raises(DependencyError, match="requirements.txt"):
+    with pytest.raises(DependencyError, match=r"requirements\.txt"):
         collect_wheels(tmp_path, tmp_path / "house")
 
 
