@@ -1,0 +1,1 @@
+"""Prometheus text exposition of governance statistics, and an opt-in loopback listener."""

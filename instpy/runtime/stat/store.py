@@ -1,0 +1,69 @@
+"""The storage seam for statistics.
+
+The engine asks a `StatsStore` for the counters of a resource and only ever uses the
+`ResourceStats` protocol below, so a store that keeps counters in shared memory across
+pre-fork worker processes (with a process-shared lock) can replace `LocalStore` without
+touching the checks.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from instpy.runtime.stat.window import InboundStats, LocalStats
+
+
+class Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+
+
+class ResourceStats(Protocol):
+    """Counters of one resource. Every method is called with `lock` held."""
+
+    @property
+    def lock(self) -> Lock: ...
+
+    inflight: int
+    total_blocked: dict[str, int]
+
+    def on_pass(self, now_ns: int) -> None: ...
+    def on_block(self, now_ns: int, family: str) -> None: ...
+    def on_complete(self, now_ns: int, rt_ns: int, error: bool) -> None: ...
+    def passed(self, now_ns: int) -> int: ...
+    def totals(self) -> tuple[int, int, int, int]: ...
+    def window(self, now_ns: int) -> tuple[int, int, int, int, int, int]: ...
+
+
+class InboundResourceStats(ResourceStats, Protocol):
+    def capacity(self, now_ns: int) -> float: ...
+
+
+class StatsStore(Protocol):
+    def stats(self, resource: str) -> ResourceStats: ...
+    def inbound(self) -> InboundResourceStats: ...
+    def resources(self) -> list[tuple[str, ResourceStats]]: ...
+
+
+class LocalStore:
+    """Counters in this process's memory; one `LocalStats` per resource, kept across reloads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats: dict[str, ResourceStats] = {}
+        self._inbound = InboundStats()
+
+    def stats(self, resource: str) -> ResourceStats:
+        found = self._stats.get(resource)
+        if found is None:
+            with self._lock:
+                found = self._stats.setdefault(resource, LocalStats())
+        return found
+
+    def inbound(self) -> InboundResourceStats:
+        return self._inbound
+
+    def resources(self) -> list[tuple[str, ResourceStats]]:
+        with self._lock:
+            return sorted(self._stats.items())
