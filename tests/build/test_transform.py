@@ -1,0 +1,171 @@
+"""Before/after source pairs of inject, and the formatting cases it must keep."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from buildtest_helpers import match_all, rewrite, rules_file
+
+from instpy.build.errors import CollisionError
+from instpy.build.rules import RuleSet
+
+ENTER_ONLY_BEFORE = '''\
+def create(self, item, qty=1):
+    """Create an order."""
+    return item * qty
+'''
+
+ENTER_ONLY_AFTER = '''\
+import instpy.runtime.injected as _instpy_rt
+_instpy_t0 = _instpy_rt.Target('mod:create', ('self', 'item', 'qty'), ('h:enter',), ())
+def create(self, item, qty=1):
+    """Create an order."""
+    if _instpy_t0.active:
+        _instpy_c = _instpy_rt.enter(_instpy_t0, (self, item, qty))
+        if _instpy_c is not None:
+            if _instpy_c.skipped:
+                return _instpy_c.return_value
+            self, item, qty = _instpy_c.args
+    return item * qty
+'''
+
+WITH_EXIT_BEFORE = '''\
+def pick(x):
+    if x:
+        return x, 1
+    print("none")
+'''
+
+WITH_EXIT_AFTER = '''\
+import instpy.runtime.injected as _instpy_rt
+_instpy_t0 = _instpy_rt.Target('mod:pick', ('x',), ('h:enter',), ('h:exit',))
+def pick(x):
+    _instpy_c = None
+    if _instpy_t0.active:
+        _instpy_c = _instpy_rt.enter(_instpy_t0, (x,))
+        if _instpy_c.skipped:
+            return _instpy_c.return_value
+        x, = _instpy_c.args
+    try:
+        if x:
+            _instpy_r = x, 1; return _instpy_r if _instpy_c is None else _instpy_rt.leave(_instpy_c, _instpy_r)
+        print("none")
+        return None if _instpy_c is None else _instpy_rt.leave(_instpy_c, None)
+    except BaseException as _instpy_e:
+        if _instpy_c is None or _instpy_rt.fail(_instpy_c, _instpy_e):
+            raise
+        return _instpy_c.return_value
+'''  # noqa: E501 (generated code keeps each return on its own line)
+
+
+def _rules(tmp_path: Path, function: str, exit_hook: bool) -> RuleSet:
+    exit_line = "  on_exit: h:exit\n" if exit_hook else ""
+    rule = f"- name: r\n  module: mod\n  function: {function}\n  on_enter: h:enter\n"
+    return rules_file(tmp_path, rule + exit_line)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "function", "exit_hook"),
+    [
+        (ENTER_ONLY_BEFORE, ENTER_ONLY_AFTER, "create", False),
+        (WITH_EXIT_BEFORE, WITH_EXIT_AFTER, "pick", True),
+    ],
+    ids=["enter-only", "with-exit"],
+)
+def test_pairs(tmp_path: Path, before: str, after: str, function: str, exit_hook: bool) -> None:
+    rules = _rules(tmp_path, function, exit_hook)
+    out = rewrite(tmp_path, before, rules)
+    assert out.decode() == after
+    assert rewrite(tmp_path, out, rules) == out  # idempotent
+
+
+def test_no_match_is_byte_identical(tmp_path: Path) -> None:
+    source = "def other():\n    return 1  # comment\n"
+    assert rewrite(tmp_path, source, _rules(tmp_path, "create", True)) == source.encode()
+
+
+@pytest.mark.parametrize("source", ["", "\n", "# only a comment\n", "x = 1\n"])
+def test_empty_and_function_free_files(tmp_path: Path, source: str) -> None:
+    assert rewrite(tmp_path, source, match_all(tmp_path)) == source.encode()
+
+
+def test_opt_out_marker(tmp_path: Path) -> None:
+    source = "# instpy: skip-file\ndef f():\n    return 1\n"
+    assert rewrite(tmp_path, source, match_all(tmp_path)) == source.encode()
+
+
+def test_idempotent_on_constructs(tmp_path: Path) -> None:
+    from buildtest_helpers import FIXTURES
+
+    data = (FIXTURES / "constructs.py").read_bytes()
+    once = rewrite(tmp_path, data, match_all(tmp_path))
+    assert rewrite(tmp_path, once, match_all(tmp_path)) == once
+
+
+def test_docstring_future_and_comments_stay_first(tmp_path: Path) -> None:
+    source = (
+        '#!/usr/bin/env python\n# licence\n"""Doc."""\nfrom __future__ import annotations\n'
+        "import os\n\ndef f():\n    return os\n"
+    )
+    out = rewrite(tmp_path, source, match_all(tmp_path)).decode()
+    lines = out.splitlines()
+    assert lines[:4] == ["#!/usr/bin/env python", "# licence", '"""Doc."""',
+                         "from __future__ import annotations"]
+    assert lines[4] == "import instpy.runtime.injected as _instpy_rt"
+    tree = ast.parse(out)
+    assert ast.get_docstring(tree) == "Doc."
+
+
+def test_shebang_and_coding_cookie_stay_on_top_without_docstring(tmp_path: Path) -> None:
+    source = "# -*- coding: latin-1 -*-\n# caf\xe9\nimport os\ndef f():\n    return 'caf\xe9'\n"
+    out = rewrite(tmp_path, source.encode("latin-1"), match_all(tmp_path))
+    assert out.startswith(b"# -*- coding: latin-1 -*-\n# caf\xe9\nimport instpy")
+    assert "_instpy_r = 'caf\xe9'" in out.decode("latin-1")
+    compile(out, "mod.py", "exec")
+
+
+def test_crlf_kept(tmp_path: Path) -> None:
+    source = "def f(a):\r\n    if a:\r\n        return 1\r\n    return 2\r\n"
+    out = rewrite(tmp_path, source, match_all(tmp_path))
+    assert b"\n" not in out.replace(b"\r\n", b"")
+    compile(out, "mod.py", "exec")
+
+
+def test_tabs_kept(tmp_path: Path) -> None:
+    source = "class C:\n\tdef f(self, a):\n\t\tif a:\n\t\t\treturn 1\n\t\treturn 2\n"
+    out = rewrite(tmp_path, source, match_all(tmp_path)).decode()
+    assert "\t\t_instpy_c = None" in out and "    " not in out
+    compile(out, "mod.py", "exec")
+
+
+def test_one_line_def_and_suites(tmp_path: Path) -> None:
+    source = "def f(a): return a\ndef g(a):\n    if a: return 1; x = 2\n    while a: return 3\n"
+    out = rewrite(tmp_path, source, match_all(tmp_path))
+    compile(out, "mod.py", "exec")
+    assert out.count(b"_instpy_rt.leave(") == 4  # f: 1 return; g: 2 returns + fall-through
+
+
+def test_emitted_code_is_python_3_10(tmp_path: Path) -> None:
+    from buildtest_helpers import FIXTURES
+
+    out = rewrite(tmp_path, (FIXTURES / "constructs.py").read_bytes(), match_all(tmp_path))
+    ast.parse(out, feature_version=(3, 10))
+
+
+def test_reserved_prefix_collision_is_a_clear_error(tmp_path: Path) -> None:
+    source = "def f():\n    _instpy_mine = 1\n    return _instpy_mine\n"
+    with pytest.raises(CollisionError, match=r"mod\.py:2: '_instpy_mine' uses the prefix"):
+        rewrite(tmp_path, source, match_all(tmp_path))
+
+
+def test_nested_returns_untouched(tmp_path: Path) -> None:
+    rules = _rules(tmp_path, "outer", True)
+    source = (
+        "def outer():\n    def inner():\n        return 1\n    f = lambda: 2\n"
+        "    return inner() + f()\n"
+    )
+    out = rewrite(tmp_path, source, rules).decode()
+    assert "        return 1\n" in out
+    assert out.count("_instpy_rt.leave(") == 1
