@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 LOG = logging.getLogger("instpy.governance")
@@ -53,7 +54,9 @@ class FileWatcher:
             self._signature = None
             return
         signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if signature == self._signature:
+        # File systems with coarse timestamps can give two quick same-size edits the same
+        # signature, so a recently modified file is re-read (the digest skips no-op reads).
+        if signature == self._signature and time.time_ns() - st.st_mtime_ns > 2_000_000_000:
             return
         self._signature = signature
         try:

@@ -64,7 +64,7 @@ def parse_config(text: str, file: str = "governance.yaml") -> GovernanceConfig:
     for key, node in root.value.items():
         section = by_name.get(key)
         if section is None:
-            raise node.error(f"unknown section {key!r}", f"use one of: {_names()}", field=key)
+            raise node.key_error(f"unknown section {key!r}", f"use one of: {_names()}")
         values[key] = section.parse(node) if node.value is not None else section.default
     return GovernanceConfig(values, file)
 

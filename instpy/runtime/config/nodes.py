@@ -29,10 +29,16 @@ class Node:
     line: int
     path: str
     file: str
+    key_line: int = 0  # line of the mapping key holding this value (0 at the top)
 
     def error(self, problem: str, fix: str, field: str | None = None) -> ConfigError:
         """A ConfigError located at this node."""
         return ConfigError(self.file, self.line, field or self.path or "<document>", problem, fix)
+
+    def key_error(self, problem: str, fix: str) -> ConfigError:
+        """A ConfigError about the key that holds this node (an unknown key, say)."""
+        return ConfigError(self.file, self.key_line or self.line, self.path or "<document>",
+                           problem, fix)
 
 
 def parse_yaml(text: str, file: str) -> Node | None:
@@ -66,7 +72,7 @@ class _Walker:
         self.file = file
         self.count = 0
 
-    def walk(self, node: yaml.Node, path: str) -> Node:
+    def walk(self, node: yaml.Node, path: str, key_line: int = 0) -> Node:
         self.count += 1
         line = node.start_mark.line + 1
         if self.count > MAX_NODES:
@@ -90,11 +96,11 @@ class _Walker:
                     raise ConfigError(self.file, key_node.start_mark.line + 1, child,
                                       "duplicate key (YAML would silently keep only the last)",
                                       "remove one of the two entries")
-                out[key] = self.walk(value_node, child)
-            return Node(out, line, path, self.file)
+                out[key] = self.walk(value_node, child, key_node.start_mark.line + 1)
+            return Node(out, line, path, self.file, key_line)
         if isinstance(node, yaml.SequenceNode):
             items = [self.walk(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-            return Node(items, line, path, self.file)
+            return Node(items, line, path, self.file, key_line)
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
@@ -103,4 +109,4 @@ class _Walker:
         if not isinstance(value, (str, int, float, bool, type(None))):
             # Timestamps and binary are valid safe YAML but mean nothing to governance.
             value = str(node.value)
-        return Node(value, line, path, self.file)
+        return Node(value, line, path, self.file, key_line)

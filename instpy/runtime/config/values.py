@@ -23,8 +23,8 @@ def mapping(node: Node, allowed: Collection[str], what: str) -> dict[str, Node]:
                          f"write it as `key: value` lines; valid keys: {_keys(allowed)}")
     for key, child in node.value.items():
         if key not in allowed:
-            raise child.error(f"unknown key {key!r} in {what}",
-                              f"use one of: {_keys(allowed)}", field=child.path)
+            raise child.key_error(f"unknown key {key!r} in {what}",
+                                  f"use one of: {_keys(allowed)}")
     return dict(node.value)
 
 
