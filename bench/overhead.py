@@ -7,18 +7,19 @@ adds to a bare call. Run: `python bench/overhead.py`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import limits  # noqa: E402
-import pybreaker  # noqa: E402
-import wrapt  # noqa: E402
-from timing import best_ns_per_call, print_table  # noqa: E402
+import limits
+import pybreaker
+import wrapt
+from timing import best_ns_per_call, print_table
 
-from instpy.runtime.config.document import parse_config  # noqa: E402
-from instpy.runtime.engine import Engine  # noqa: E402
-from instpy.runtime.entry import Entry  # noqa: E402
+from instpy.runtime.config.document import parse_config
+from instpy.runtime.engine import Engine
+from instpy.runtime.entry import Entry
 
 BIG = 1_000_000_000  # thresholds never reached: we time the pass path
 CONFIG = f"""
@@ -72,7 +73,7 @@ def main() -> None:
     def with_limits_and_breaker() -> object:
         return breaker.call(work) if fixed.hit(item, "bench") else None
 
-    candidates = [
+    candidates: list[tuple[str, Callable[[], object]]] = [
         ("bare call", work),
         ("instpy: no rule (idle)", lambda: governed(idle_engine, "none")),
         ("instpy: statistics only", lambda: governed(eng, "stats")),

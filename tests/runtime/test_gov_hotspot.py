@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from gov_helpers import FakeClock, MakeEngine, clock, make_engine
+
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Blocked, Entry
-from instpy.runtime.hotspot.check import HotQpsCheck
-from tests.runtime.conftest import FakeClock, MakeEngine
+from instpy.runtime.hotspot.check import HotQpsCheck, Lookup
 
 RULE = ('rules:\n  - resource: "GET /search"\n'
         '    hot_param: {from: query, name: uid, qps: 5, burst: 2, items: {"vip-1": 100}}\n')
@@ -84,11 +85,17 @@ def test_concurrency_per_value(make_engine: MakeEngine) -> None:
 def test_lru_stays_bounded(make_engine: MakeEngine) -> None:
     eng = make_engine("rules:\n  - resource: r\n    hot_param: {from: arg, name: sku, qps: 1, "
                       "max_tracked: 100}\n")
+    def sku(i: int) -> Lookup:
+        return lambda source, name: f"sku-{i}"
+
     for i in range(5000):
-        res = eng.entry("r", "internal", lambda s, n, i=i: f"sku-{i}")
+        res = eng.entry("r", "internal", sku(i))
         assert isinstance(res, Entry)
         res.exit()
     check = eng._snapshot.plans["r"].hot
     assert isinstance(check, HotQpsCheck)
     assert len(check.tracked) == 100
     assert "sku-4999" in check.tracked and "sku-0" not in check.tracked
+
+
+__all__ = ["clock", "make_engine"]  # fixtures used by name

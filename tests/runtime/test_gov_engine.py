@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import urllib.request
 
 import pytest
+from gov_helpers import MakeEngine, clock, make_engine
 
 from instpy.runtime import governance
 from instpy.runtime.config.document import GovernanceConfig
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import IDLE_ENTRY, Blocked, Entry
 from instpy.runtime.governance import parse_config
-from tests.runtime.conftest import MakeEngine
+
+
+def passed(res: Entry | Blocked) -> Entry:
+    assert isinstance(res, Entry), res
+    return res
 
 
 def test_unruled_resource_gets_the_shared_idle_entry(make_engine: MakeEngine) -> None:
@@ -38,9 +44,9 @@ def test_metrics_text(make_engine: MakeEngine) -> None:
     eng = make_engine("rules:\n  - resource: 'GET /a\"b'\n    flow: {qps: 1}\n"
                       "  - resource: svc\n    circuit_breaker: {strategy: error_count, "
                       "threshold: 1, min_requests: 1}\n")
-    eng.entry('GET /a"b').exit(error=True)
+    passed(eng.entry('GET /a"b')).exit(error=True)
     eng.entry('GET /a"b')
-    eng.entry("svc", "outbound").exit(error=True)
+    passed(eng.entry("svc", "outbound")).exit(error=True)
     text = eng.metrics_text()
     assert 'instpy_requests_passed_total{resource="GET /a\\"b"} 1' in text
     assert 'instpy_requests_blocked_total{resource="GET /a\\"b",family="flow"} 1' in text
@@ -52,7 +58,7 @@ def test_metrics_text(make_engine: MakeEngine) -> None:
 def test_all_resources_keeps_statistics_for_unruled(make_engine: MakeEngine) -> None:
     eng = make_engine("metrics: {all_resources: true}\n")
     assert eng.wants("anything", "internal")
-    res = eng.entry("anything", "internal")
+    res = passed(eng.entry("anything", "internal"))
     assert res is not IDLE_ENTRY
     res.exit()
     assert 'instpy_requests_completed_total{resource="anything"} 1' in eng.metrics_text()
@@ -98,14 +104,14 @@ def test_entry_async_waits_without_blocking_the_loop() -> None:
         return sorted(done)
 
     times = asyncio.run(main())
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) > 0.03  # paced ~50 ms apart
     assert ticks >= 20  # the loop kept running while they waited (~250 ms)
 
 
 def test_sync_entry_sleeps_for_throttling(make_engine: MakeEngine) -> None:
     eng = make_engine("rules:\n  - resource: r\n    flow: {qps: 10, behavior: throttling}\n")
-    eng.entry("r").exit()
+    passed(eng.entry("r")).exit()
     res = eng.entry("r")
     assert isinstance(res, Entry)
 
@@ -124,3 +130,6 @@ def test_default_engine_is_lazy_and_single(monkeypatch: pytest.MonkeyPatch,
         assert isinstance(eng.entry("r"), Blocked)
     finally:
         eng.close()
+
+
+__all__ = ["clock", "make_engine"]  # fixtures used by name

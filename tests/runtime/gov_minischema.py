@@ -46,9 +46,9 @@ def valid(schema: dict[str, Any], value: object, root: dict[str, Any] | None = N
             return False
         if len(value) < schema.get("minLength", 0):
             return False
-    if isinstance(value, list) and "items" in schema:
-        if not all(valid(schema["items"], v, root) for v in value):
-            return False
+    if isinstance(value, list) and "items" in schema \
+            and not all(valid(schema["items"], v, root) for v in value):
+        return False
     if isinstance(value, dict):
         if len(value) < schema.get("minProperties", 0):
             return False
@@ -60,9 +60,7 @@ def valid(schema: dict[str, Any], value: object, root: dict[str, Any] | None = N
             if k in props:
                 if not valid(props[k], v, root):
                     return False
-            elif extra is False:
-                return False
-            elif isinstance(extra, dict) and not valid(extra, v, root):
+            elif extra is False or (isinstance(extra, dict) and not valid(extra, v, root)):
                 return False
     if "oneOf" in schema and sum(valid(s, value, root) for s in schema["oneOf"]) != 1:
         return False

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from gov_helpers import MakeEngine, clock, make_engine
 
 from instpy.runtime.entry import Blocked
 from instpy.runtime.errors import BlockedError
 from instpy.runtime.fallback import HttpFallback, MethodFallback, resolve_exception
-from tests.runtime.conftest import MakeEngine
 
 
 def test_default_http_fallback_is_429_text(make_engine: MakeEngine) -> None:
@@ -82,3 +82,6 @@ def test_fallback_types() -> None:
     fb = MethodFallback(raise_="builtins:ValueError", message="m")
     exc = fb.exception("r", "flow")
     assert isinstance(exc, ValueError) and str(exc) == "m"
+
+
+__all__ = ["clock", "make_engine"]  # fixtures used by name

@@ -6,11 +6,12 @@ import threading
 import time
 from collections import Counter
 
+from gov_helpers import FakeClock, MakeEngine, clock, make_engine
+
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Blocked, Entry
 from instpy.runtime.flow.rule import FlowRule
 from instpy.runtime.governance import parse_config
-from tests.runtime.conftest import FakeClock, MakeEngine
 
 
 def passes(eng: Engine, resource: str, n: int) -> int:
@@ -127,3 +128,6 @@ def test_real_threads_every_second_passes_98_to_100() -> None:
     assert len(whole) >= 2
     counts = [per_second[s] for s in whole]
     assert all(98 <= c <= 100 for c in counts), counts
+
+
+__all__ = ["clock", "make_engine"]  # fixtures used by name

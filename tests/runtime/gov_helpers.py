@@ -1,4 +1,8 @@
-"""Shared fixtures: a manual clock and engines built from YAML text."""
+"""Test helpers for the governance runtime: a manual clock and engines from YAML text.
+
+Fixtures live here rather than in a conftest.py: the tests tree has no packages, and a
+second `conftest` module name would clash for mypy with tests/build/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -28,12 +32,12 @@ class FakeClock:
         self.now += int(seconds * 1e9)
 
 
+MakeEngine = Callable[..., Engine]
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-MakeEngine = Callable[..., Engine]
 
 
 @pytest.fixture

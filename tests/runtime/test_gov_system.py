@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from gov_helpers import FakeClock, MakeEngine, clock, make_engine
+
 from instpy.runtime.entry import Blocked, Entry
-from tests.runtime.conftest import FakeClock, MakeEngine
 
 
 def test_inbound_concurrency_ceiling_applies_to_inbound_only(make_engine: MakeEngine) -> None:
@@ -74,5 +75,10 @@ def test_unruled_inbound_resources_are_counted_when_system_rules_exist(
     eng = make_engine("system: {qps: 100}\n")
     assert eng.wants("GET /x") and eng.wants("GET /x", "inbound")
     assert not eng.wants("GET /x", "outbound")
-    eng.entry("GET /x").exit()
+    res = eng.entry("GET /x")
+    assert isinstance(res, Entry)
+    res.exit()
     assert 'instpy_requests_passed_total{resource="GET /x"} 1' in eng.metrics_text()
+
+
+__all__ = ["clock", "make_engine"]  # fixtures used by name

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+from gov_helpers import MakeEngine, clock, make_engine
+
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Blocked, Entry
 from instpy.runtime.governance import parse_config
-from tests.runtime.conftest import MakeEngine
 
 
 def test_blocks_at_max_and_frees_on_exit(make_engine: MakeEngine) -> None:
@@ -64,3 +65,6 @@ def test_real_threads_never_exceed_max() -> None:
         t.join()
     assert peak == 3
     assert blocked > 0
+
+
+__all__ = ["clock", "make_engine"]  # fixtures used by name

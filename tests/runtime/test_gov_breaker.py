@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+from gov_helpers import FakeClock, MakeEngine, clock, make_engine
+
 from instpy.runtime.circuitbreaker.check import CLOSED, HALF_OPEN, OPEN
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Blocked, Entry
 from instpy.runtime.events import StateChange
 from instpy.runtime.governance import parse_config
-from tests.runtime.conftest import FakeClock, MakeEngine
 
 
 def call(eng: Engine, clock: FakeClock | None = None, error: object = None,
@@ -112,3 +113,6 @@ def test_real_time_open_probe_close() -> None:
     assert call(eng)  # the probe succeeds
     assert changes == [OPEN, HALF_OPEN, CLOSED]
     assert call(eng)
+
+
+__all__ = ["clock", "make_engine"]  # fixtures used by name

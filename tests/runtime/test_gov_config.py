@@ -18,7 +18,8 @@ rules:
   - resource: "GET /search"
     hot_param: {from: query, name: uid, qps: 5, burst: 2, items: {"vip-1": 100}}
   - resource: "shop.orders:OrderService.create"
-    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 10, window: 10s, recovery: 5s}
+    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 10, window: 10s, \
+recovery: 5s}
     fallback: {raise: "shop.errors:Unavailable"}
   - resource: "GET /legacy"
     degrade: {redirect: "https://example.com/new"}

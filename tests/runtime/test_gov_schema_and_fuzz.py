@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import yaml
+from gov_minischema import valid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_gov_config import ISSUE_EXAMPLE
 
 from instpy.runtime.config.document import parse_config
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Blocked, Entry
 from instpy.runtime.errors import ConfigError
-from tests.runtime.minischema import valid
-from tests.runtime.test_config import ISSUE_EXAMPLE
 
 SCHEMA: dict[str, Any] = json.loads(
     resources.files("instpy.runtime").joinpath("governance.schema.json").read_text())
