@@ -90,6 +90,7 @@ def emit_tree(result: BuildResult, root: Path, out: Path, rules: RuleSet) -> int
     old_files = _check_out(root, out)
     epoch = source_date_epoch()
     written = 0
+    made: set[Path] = set()
     for rel in result.files:
         src, dest = root / rel, out / rel
         rewritten = result.outputs.get(rel)
@@ -107,7 +108,9 @@ def emit_tree(result: BuildResult, root: Path, out: Path, rules: RuleSet) -> int
                 continue  # copied by an earlier build and unchanged since
         except FileNotFoundError:
             pass
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.parent not in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dest.parent)
         shutil.copy2(src, dest)
         written += 1
     for rel in sorted(set(old_files) - set(result.files)):

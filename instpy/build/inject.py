@@ -18,7 +18,23 @@ from instpy.build.plan import PlannedTarget
 _DOCSTRING = m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())])
 _FUTURE = m.SimpleStatementLine(body=[m.ImportFrom(module=m.Name("__future__"))])
 _SuiteFn = Callable[[cst.BaseSuite], cst.BaseSuite]
-_ENDS = m.SimpleStatementLine(body=[m.ZeroOrMore(), m.Return() | m.Raise()])
+
+
+def _is_docstring(stmt: cst.BaseStatement) -> bool:
+    # Checked once per instrumented function: plain isinstance beats matchers on this hot path.
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return False
+    small = stmt.body[0]
+    return isinstance(small, cst.Expr) and isinstance(
+        small.value, cst.SimpleString | cst.ConcatenatedString
+    )
+
+
+def _ends(stmt: cst.BaseStatement) -> bool:
+    """Whether control cannot fall off the end after `stmt` (a final return or raise)."""
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+        stmt.body[-1], cst.Return | cst.Raise
+    )
 
 
 def is_rewritten(source: bytes) -> bool:
@@ -139,12 +155,12 @@ def _instrument(func: cst.FunctionDef, target: PlannedTarget) -> cst.FunctionDef
     block = _indented(func.body)
     body: list[cst.BaseStatement] = list(block.body)
     doc: list[cst.BaseStatement] = []
-    if body and m.matches(body[0], _DOCSTRING):
+    if body and _is_docstring(body[0]):
         doc = [body.pop(0)]
     if target.on_exit:
         rewriter = _ReturnRewriter(target)
         body = [rewriter.statement(s) for s in body]
-        if not body or not m.matches(body[-1], _ENDS):
+        if not body or not _ends(body[-1]):
             body.append(trampoline.fall_through(target))
         body = [trampoline.guard(target, body)]
     new_body = [*doc, *trampoline.prologue(target), *body]

@@ -7,6 +7,7 @@ One `Call` is created per governed call while its target is active; generated co
 
 from __future__ import annotations
 
+from operator import is_
 from typing import Any
 
 __all__ = ["Call"]
@@ -60,14 +61,14 @@ class Call:
 
     def _collect_args(self) -> bool:
         """Refresh `args` from `params`; True when a hook replaced any value."""
-        params = self.params
         old = self.args
         try:
-            new = tuple(params[name] for name in self._names)
+            new = tuple(map(self.params.__getitem__, self._names))
         except KeyError:
             # A hook deleted a parameter: keep the originals rather than break the call.
             return False
-        if all(a is b for a, b in zip(new, old, strict=True)):
+        # Identity, not equality: comparing arbitrary user objects could run user code.
+        if all(map(is_, new, old)):
             return False
         self.args = new
         return True
