@@ -196,3 +196,16 @@ def test_inactive_target_calls_no_hook(tmp_path: Path, recorder: Recorder) -> No
     assert shop.OrderService().create("a")["item"] == "a"
     assert recorder.events == []
     assert set(injected.targets("mod:fetch")) <= set(injected.all_targets())
+
+
+def test_hook_failure_logged_once(
+    tmp_path: Path, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules = rules_file(
+        tmp_path, "- name: r\n  module: mod\n  function: f\n  on_enter: instpy_t_missing:hook\n"
+    )
+    mod = import_source(tmp_path, rewrite(tmp_path, "def f(x):\n    return x\n", rules))
+    with caplog.at_level("ERROR", logger="instpy.runtime"):
+        assert [mod.f(i) for i in range(3)] == [0, 1, 2]
+    logged = [r for r in caplog.records if "instpy_t_missing:hook" in r.getMessage()]
+    assert len(logged) == 1 and "as if it were not injected" in logged[0].getMessage()
