@@ -45,14 +45,20 @@ def main() -> None:
     idle_engine = Engine()
     eng = Engine(parse_config(CONFIG, "bench.yaml"))
 
-    def governed(engine: Engine, resource: str, lookup: object = None) -> object:
-        res = engine.entry(resource, "internal", lookup)  # type: ignore[arg-type]
-        if isinstance(res, Entry):
-            try:
-                return work()
-            finally:
-                res.exit()
-        return None
+    def governed(engine: Engine, resource: str,
+                 lookup: object = None) -> Callable[[], object]:
+        # One function per candidate, like the peers' rows: what a hook does around the call.
+        entry = engine.entry
+
+        def call() -> object:
+            res = entry(resource, "internal", lookup)  # type: ignore[arg-type]
+            if isinstance(res, Entry):
+                try:
+                    return work()
+                finally:
+                    res.exit()
+            return None
+        return call
 
     def lookup(source: str, name: str) -> object:
         return "user-1"
@@ -75,11 +81,11 @@ def main() -> None:
 
     candidates: list[tuple[str, Callable[[], object]]] = [
         ("bare call", work),
-        ("instpy: no rule (idle)", lambda: governed(idle_engine, "none")),
-        ("instpy: statistics only", lambda: governed(eng, "stats")),
-        ("instpy: flow", lambda: governed(eng, "flow")),
-        ("instpy: flow + breaker", lambda: governed(eng, "full")),
-        ("instpy: flow + breaker + hot param", lambda: governed(eng, "full_hot", lookup)),
+        ("instpy: no rule (idle)", governed(idle_engine, "none")),
+        ("instpy: statistics only", governed(eng, "stats")),
+        ("instpy: flow", governed(eng, "flow")),
+        ("instpy: flow + breaker", governed(eng, "full")),
+        ("instpy: flow + breaker + hot param", governed(eng, "full_hot", lookup)),
         ("wrapt no-op wrapper", wrapped),
         ("limits FixedWindow hit", with_fixed),
         ("limits MovingWindow hit", with_moving),
