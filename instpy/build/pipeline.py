@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+import libcst as cst
 
 from instpy.build.cache import BuildCache
 from instpy.build.inject import inject
@@ -76,7 +77,17 @@ def _process(job: _Job) -> tuple[str, FileScan, bytes | None]:
     scan = scan_source(data, job.source, rules)
     output: bytes | None = None
     if _state.rewrite and scan.targets:
-        rewritten = inject(data, scan.targets, job.source.rel)
+        try:
+            rewritten = inject(data, scan.targets, job.source.rel)
+        except (cst.ParserSyntaxError, cst.CSTValidationError) as exc:
+            # Not safe to rewrite: report it with path:line and leave the file alone.
+            line = scan.targets[0].line
+            scan.warnings.append(
+                f"{job.source.rel}:{line}: not rewritten, LibCST cannot handle it ({exc}); "
+                "the file is copied unchanged and its targets are not governed"
+            )
+            scan.targets = []
+            rewritten = data
         output = rewritten if rewritten != data else None
     if cache is not None and scan.parsed:
         cache.put(key, scan, output)

@@ -137,9 +137,13 @@ def rewrite_return(target: PlannedTarget, ret: cst.Return) -> list[cst.BaseSmall
         return [ret.with_changes(value=leave_value(target, _name("None")),
                                  whitespace_after_return=cst.SimpleWhitespace(" "))]
     # Bind first: the value is evaluated once and never re-parenthesised or duplicated.
+    # `return(x)` has no space after the keyword; the new value needs one.
     return [
         _assign(RESULT, ret.value),
-        ret.with_changes(value=leave_value(target, _name(RESULT))),
+        ret.with_changes(
+            value=leave_value(target, _name(RESULT)),
+            whitespace_after_return=cst.SimpleWhitespace(" "),
+        ),
     ]
 
 

@@ -169,3 +169,10 @@ def test_nested_returns_untouched(tmp_path: Path) -> None:
     out = rewrite(tmp_path, source, rules).decode()
     assert "        return 1\n" in out
     assert out.count("_instpy_rt.leave(") == 1
+
+
+def test_return_without_space(tmp_path: Path) -> None:
+    source = "def f(a):\n    if a: return(1)\n    return'x'\n"
+    out = rewrite(tmp_path, source, match_all(tmp_path))
+    compile(out, "mod.py", "exec")
+    assert b"_instpy_r = (1); return _instpy_r if" in out
