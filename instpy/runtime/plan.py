@@ -10,12 +10,16 @@ from collections.abc import Callable
 from typing import cast
 
 from instpy.runtime.chain import Check, ExitHook, PassHook
+from instpy.runtime.circuitbreaker.check import CLOSED, BreakerCheck
 from instpy.runtime.config.rules_section import DegradeRule
 from instpy.runtime.entry import Blocked, Entry, TrackedEntry
 from instpy.runtime.events import EventLog, StateChange
 from instpy.runtime.fallback import Fallback
+from instpy.runtime.flow.check import RejectCheck
 from instpy.runtime.hotspot.check import HotCheck, Lookup
+from instpy.runtime.isolation.check import IsolationCheck
 from instpy.runtime.stat.store import InboundResourceStats, ResourceStats
+from instpy.runtime.stat.window import FREE_THREADED
 from instpy.runtime.system.check import SystemCheck
 
 Clock = Callable[[], int]
@@ -24,10 +28,16 @@ Sleep = Callable[[float], object]
 
 
 class ResourcePlan:
-    """Everything `Engine.entry` needs for one resource under one rule snapshot."""
+    """Everything `Engine.entry` needs for one resource under one rule snapshot.
 
-    __slots__ = ("checks", "clock", "degrade", "events", "exit_hooks", "fallback", "hot",
-                 "inbound", "pass_hooks", "resource", "stats", "system", "tracked")
+    The per-call work is chosen here, once: `enter`/`complete` are bound to the cheapest
+    method that covers the resource's rules (statistics only; reject flow, isolation and a
+    breaker, lock-free on the GIL build; anything else under the resource lock).
+    """
+
+    __slots__ = ("breaker", "checks", "clock", "complete", "degrade", "enter", "events",
+                 "exit_hooks", "fallback", "flow_limit", "hot", "inbound", "isolation",
+                 "locked", "pass_hooks", "resource", "stats", "system", "tracked")
 
     def __init__(self, resource: str, stats: ResourceStats, *, clock: Clock, events: EventLog,
                  checks: tuple[Check, ...] = (), hot: HotCheck | None = None,
@@ -47,60 +57,162 @@ class ResourcePlan:
         self.fallback = degrade.fallback if degrade is not None else fallback
         self.system = system
         self.inbound = inbound
-        # Statistics-only resources take the lean path: a two-slot Entry, no chain.
+        # Reject flow is counted by `stats.admit`; isolation reads in-flight after it; a
+        # closed breaker only reads its state. Everything else keeps state that needs the lock.
+        self.flow_limit = float("inf")
+        self.isolation: IsolationCheck | None = None
+        self.breaker: BreakerCheck | None = None
+        locked: list[Check] = []
+        for check in checks:
+            if isinstance(check, RejectCheck) and not locked:
+                self.flow_limit = check.qps
+            elif isinstance(check, IsolationCheck) and not locked:
+                self.isolation = check
+            elif isinstance(check, BreakerCheck) and not locked:
+                self.breaker = check
+            else:
+                locked.append(check)
+        self.locked = tuple(locked)
         self.tracked = bool(checks) or system is not None
+        lean = not locked and not pass_hooks and system is None and hot is None
+        if FREE_THREADED:
+            # No GIL: the byte counters are not atomic, so every call takes the lock.
+            self.enter = self._enter_serial
+            self.complete = self._complete_serial
+        elif degrade is not None or (self.tracked and not lean):
+            self.enter = self._enter_full
+            self.complete = self._complete_full
+        elif self.tracked:
+            self.enter = self._enter_lean
+            self.complete = self._complete_lean
+        else:
+            self.enter = self._enter_stats
+            self.complete = self._complete_stats
 
-    def enter(self, lookup: Lookup | None, inbound: bool, sleep: Sleep | None) -> Entry | Blocked:
-        """Run the chain; with `sleep` None a throttled entry is returned with `wait_ns` set
-        for the caller to wait (asynchronously) before running the call."""
+    # -- statistics only ---------------------------------------------------------------------
+
+    def _enter_stats(self, lookup: Lookup | None, inbound: bool,
+                     sleep: Sleep | None) -> Entry | Blocked:
+        now = self.clock()
+        self.stats.on_pass(now)
+        entry = _new(Entry)
+        entry._plan = self
+        entry.start_ns = now
+        return entry
+
+    def _complete_stats(self, entry: Entry, error: object) -> None:
+        now = self.clock()
+        self.stats.on_complete(now, now - entry.start_ns, error is not None and error is not False)
+
+    # -- reject flow, isolation, breaker: no lock while the breaker is closed ----------------
+
+    def _enter_lean(self, lookup: Lookup | None, inbound: bool,
+                    sleep: Sleep | None) -> Entry | Blocked:
+        breaker = self.breaker
+        if breaker is not None and breaker.state is not CLOSED:
+            return self._enter_full(lookup, inbound, sleep)
         now = self.clock()
         stats = self.stats
-        if not self.tracked:
-            if self.degrade is not None:
-                return self._blocked(now, "degrade", self.degrade, None)
-            lean = _new(Entry)
-            lean._plan = self
-            lean.start_ns = now
+        token = stats.admit(now, self.flow_limit)
+        if token.__class__ is int:
+            now, token = self._retime(now, token)
+            if token.__class__ is int:
+                return self._blocked(now, "flow", self.checks[0].rule, token)
+        isolation = self.isolation
+        if isolation is not None and stats.inflight > isolation.limit:
+            seen = stats.inflight - 1
+            stats.cancel(token, now, "isolation")
+            return self._refused(now, "isolation", isolation.rule, seen)
+        entry = _new(Entry)
+        entry._plan = self
+        entry.start_ns = now
+        return entry
+
+    def _complete_lean(self, entry: Entry, error: object) -> None:
+        now = self.clock()
+        rt = now - entry.start_ns
+        bad = error is not None and error is not False
+        stats = self.stats
+        stats.on_complete(now, rt, bad)
+        breaker = self.breaker
+        if breaker is not None:
             lock = stats.lock
             lock.acquire()
             try:
-                stats.on_pass(now)
+                change = breaker.on_exit(entry, now, rt, bad)  # type: ignore[arg-type]
             finally:
                 lock.release()
-            return lean
+            if change is not None:
+                self._emit(now, [change])
+
+    def _retime(self, now: int, token: object) -> tuple[int, object]:
+        """`admit` answered -1: this thread stalled past its bucket (or the clock went back).
+        Count the call as arriving now, in the current bucket."""
+        stats = self.stats
+        for _ in range(3):
+            if token != -1:
+                break
+            now = max(self.clock(), stats.floor_ns())
+            token = stats.admit(now, self.flow_limit)
+        else:
+            if token == -1:  # three stalls in a row: count it without the window check
+                token = stats.on_pass(now)
+        return now, token
+
+    # -- everything else ---------------------------------------------------------------------
+
+    def _enter_full(self, lookup: Lookup | None, inbound: bool,
+                    sleep: Sleep | None) -> Entry | Blocked:
+        """Run the chain; with `sleep` None a throttled entry is returned with `wait_ns` set
+        for the caller to wait (asynchronously) before running the call."""
+        now = self.clock()
         if self.degrade is not None:
             return self._blocked(now, "degrade", self.degrade, None)
         entry = TrackedEntry(self, now)
         if inbound and self.system is not None:
-            seen = self.system.check(now)
-            if seen is not None:
-                return self._blocked(now, "system", self.system.rule, seen)
+            observed = self.system.check(now)
+            if observed is not None:
+                return self._blocked(now, "system", self.system.rule, observed)
             entry.inbound = True
         if self.hot is not None:
             entry.hot_key = self._hot_key(lookup)
-        lock = stats.lock
+        stats = self.stats
+        token = stats.admit(now, self.flow_limit)
+        if token.__class__ is int:
+            now, token = self._retime(now, token)
+            entry.start_ns = now
+            if token.__class__ is int:
+                return self._blocked(now, "flow", self.checks[0].rule, token)
         fired: Check | None = None
-        seen = None
-        lock.acquire()
-        try:
-            for check in self.checks:
-                seen = check.check(stats, now, entry)
-                if seen is not None:
-                    fired = check
-                    stats.on_block(now, check.family)
-                    break
-            else:
-                stats.on_pass(now)
-                for hook in self.pass_hooks:
-                    hook.on_pass(entry)
-        finally:
-            lock.release()
+        seen: object = None
+        isolation = self.isolation
+        if isolation is not None and stats.inflight > isolation.limit:
+            fired, seen = isolation, stats.inflight - 1
+        elif self.locked or self.breaker is not None or self.pass_hooks:
+            lock = stats.lock
+            lock.acquire()
+            try:
+                for check in self.locked:
+                    seen = check.check(stats, now, entry)
+                    if seen is not None:
+                        fired = check
+                        break
+                else:
+                    if self.breaker is not None:
+                        seen = self.breaker.check(stats, now, entry)
+                        if seen is not None:
+                            fired = self.breaker
+                    if fired is None:
+                        for hook in self.pass_hooks:
+                            hook.on_pass(entry)
+            finally:
+                lock.release()
         if entry.events is not None:
             self._emit(now, entry.events)
             entry.events = None
         if fired is not None:
-            self.events.blocked(now, self.resource, fired.family, fired.rule, seen)
-            return Blocked(self.resource, fired.family, fired.rule, seen, self.fallback)
+            stats.cancel(token, now, fired.family)
+            return self._refused(now, fired.family, fired.rule, seen)
         if entry.inbound:
             self._inbound_pass(now)
         if entry.wait_ns and sleep is not None:
@@ -108,29 +220,23 @@ class ResourcePlan:
             entry.start_ns = self.clock()
         return entry
 
-    def complete(self, entry: Entry, error: object) -> None:
+    def _complete_full(self, entry: Entry, error: object) -> None:
         now = self.clock()
         rt = now - entry.start_ns
         bad = error is not None and error is not False
         stats = self.stats
-        lock = stats.lock
-        if not self.tracked:
+        stats.on_complete(now, rt, bad)
+        entry = cast(TrackedEntry, entry)
+        if self.exit_hooks:
+            lock = stats.lock
             lock.acquire()
             try:
-                stats.on_complete(now, rt, bad)
+                for hook in self.exit_hooks:
+                    change = hook.on_exit(entry, now, rt, bad)
+                    if change is not None:
+                        entry.events = [change]
             finally:
                 lock.release()
-            return
-        entry = cast(TrackedEntry, entry)
-        lock.acquire()
-        try:
-            stats.on_complete(now, rt, bad)
-            for hook in self.exit_hooks:
-                change = hook.on_exit(entry, now, rt, bad)
-                if change is not None:
-                    entry.events = [change]
-        finally:
-            lock.release()
         if entry.inbound and self.inbound is not None:
             inbound = self.inbound
             inbound.lock.acquire()
@@ -140,6 +246,37 @@ class ResourcePlan:
                 inbound.lock.release()
         if entry.events is not None:
             self._emit(now, entry.events)
+
+    # -- free-threaded builds: the same work, one call at a time per resource ----------------
+
+    def _enter_serial(self, lookup: Lookup | None, inbound: bool,
+                      sleep: Sleep | None) -> Entry | Blocked:
+        if self.hot is not None and lookup is not None:
+            key = self._hot_key(lookup)  # the hook's lookup runs outside the lock
+            lookup = lambda source, name: key  # noqa: E731
+        lock = self.stats.lock
+        lock.acquire()
+        try:
+            result = self._enter_full(lookup, inbound, None)
+        finally:
+            lock.release()
+        if isinstance(result, TrackedEntry) and result.wait_ns and sleep is not None:
+            sleep(result.wait_ns / 1e9)
+            result.start_ns = self.clock()
+        return result
+
+    def _complete_serial(self, entry: Entry, error: object) -> None:
+        lock = self.stats.lock
+        lock.acquire()
+        try:
+            if isinstance(entry, TrackedEntry):
+                self._complete_full(entry, error)
+            else:
+                self._complete_stats(entry, error)
+        finally:
+            lock.release()
+
+    # -- shared ------------------------------------------------------------------------------
 
     def _inbound_pass(self, now: int) -> None:
         inbound = self.inbound
@@ -152,12 +289,10 @@ class ResourcePlan:
             inbound.lock.release()
 
     def _blocked(self, now: int, family: str, rule: object, seen: object) -> Blocked:
-        stats = self.stats
-        stats.lock.acquire()
-        try:
-            stats.on_block(now, family)
-        finally:
-            stats.lock.release()
+        self.stats.on_block(now, family)
+        return self._refused(now, family, rule, seen)
+
+    def _refused(self, now: int, family: str, rule: object, seen: object) -> Blocked:
         self.events.blocked(now, self.resource, family, rule, seen)
         return Blocked(self.resource, family, rule, seen, self.fallback)
 

@@ -71,7 +71,8 @@ class BreakerCheck:
         bad = rt_ns > self.max_rt_ns if rule.strategy == "slow_ratio" else error
         state = self.state
         if state is not CLOSED:
-            if state is HALF_OPEN and entry.probe:
+            # A call entered while closed took the lock-free path: an Entry without `probe`.
+            if state is HALF_OPEN and getattr(entry, "probe", False):
                 return self._probe_done(now_ns, bad, rt_ns)
             return None
         slice_ = now_ns // self.bucket_ns

@@ -1,4 +1,9 @@
-"""Flow checks, one class per behavior. Called with the resource lock held."""
+"""Flow checks, one class per behavior.
+
+Reject is counted by the statistics themselves (`ResourceStats.admit`, lock-free); the plan
+reads `RejectCheck.qps` and never calls its `check` on the GIL build. Warm-up and throttling
+keep state across calls and run with the resource lock held.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +25,9 @@ class RejectCheck:
         self.qps = rule.qps
 
     def check(self, stats: ResourceStats, now_ns: int, entry: TrackedEntry) -> object | None:
-        passed = stats.passed(now_ns)
-        if passed + 1 > self.qps:
-            return passed
+        passed = stats.passed(now_ns)  # counts this call already
+        if passed > self.qps:
+            return passed - 1
         return None
 
 
@@ -78,11 +83,11 @@ class WarmUpCheck:
 
     def check(self, stats: ResourceStats, now_ns: int, entry: TrackedEntry) -> object | None:
         self._sync(now_ns // _SECOND_NS)
-        passed = stats.passed(now_ns)
-        if passed + 1 <= self.allowed_qps():
+        passed = stats.passed(now_ns)  # counts this call already (`admit` runs first)
+        if passed <= self.allowed_qps():
             self._cur += 1
             return None
-        return passed
+        return passed - 1
 
 
 class ThrottlingCheck:

@@ -16,7 +16,9 @@ class IsolationCheck:
         self.limit = rule.max_concurrency
 
     def check(self, stats: ResourceStats, now_ns: int, entry: TrackedEntry) -> object | None:
-        # In flight is counted on pass under the same lock, so check-then-count is atomic.
-        if stats.inflight >= self.limit:
-            return stats.inflight
+        # In flight already counts this call (counted before any check reads it), so of two
+        # racing calls the later one sees both: never more than `limit` pass.
+        inflight = stats.inflight
+        if inflight > self.limit:
+            return inflight - 1
         return None

@@ -1,122 +1,254 @@
 """In-process sliding-window statistics for one resource (Sentinel's LeapArray, simplified).
 
 The window is one second made of two 500 ms buckets (Sentinel's default second-level metric).
-Each bucket remembers which 500 ms slice of the clock it holds; a bucket whose slice is old is
-reset by the first event that lands in it, so no background thread ever touches the counters.
-Bucket slots are parallel lists rather than bucket objects: one list index per counter is the
-cheapest update CPython offers.
+A bucket is an object for one 500 ms slice of the clock; the first event past the current
+bucket's end rolls a new one in (under `_roll_lock`, twice a second at most), so no background
+thread ever touches the counters and the per-call path takes no lock.
 
-Callers hold `lock` around every method (the engine takes it once per entry and once per exit,
-and runs its checks under the same acquisition so check-then-count is atomic).
+What is exact under the GIL, and why:
+
+* passes: one byte appended to the bucket's `bytearray` (`append` and `len` are single C calls,
+  atomic under the GIL). Flow admission appends first, then reads the window: whichever of
+  two racing calls appends last sees the other, so a window never passes more than `qps`.
+  A later block takes its byte back (`pop`).
+* in flight: one byte per call in flight, appended on pass and popped on exit; the isolation
+  check reads it after its own append, so concurrency never exceeds its max.
+* blocks, completions, errors: `itertools.count` steps (atomic), read back from the counter's
+  repr by the reporting side.
+* RT sum and min RT are plain `+=` / compare-and-store: between those bytecodes a thread switch
+  can (rarely) lose an update. They are only reported (metrics, the system rules' average RT
+  and BBR estimate) and never decide a per-resource limit.
+
+Free-threaded builds have no GIL to make those operations atomic: `ResourcePlan` then runs
+every call's statistics under `lock` (chosen once, at plan construction).
+
+A call whose thread stalls for longer than a bucket between reading the clock and counting
+is counted in the bucket it finds (statistics-only) or re-timed (flow admission).
 """
 
 from __future__ import annotations
 
+import itertools
+import sys
 import threading
 
 BUCKET_NS = 500_000_000
 BUCKETS = 2
 WINDOW_NS = BUCKET_NS * BUCKETS
 _NO_RT = 1 << 62
+# True on free-threaded builds (3.13t+): the lock-free counting below then needs the lock.
+FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+def peek(counter: itertools.count[int]) -> int:
+    """The next value of `counter` without taking it (reporting side only)."""
+    text = repr(counter)  # "count(N)"
+    return int(text[text.index("(") + 1:text.index(")")])
+
+
+class Bucket:
+    """Counters of one 500 ms slice; `prev`/`next` link the neighbours a flow window spans."""
+
+    __slots__ = ("blocked", "completed", "end_ns", "errors", "next", "passed", "prev",
+                 "rt_min", "rt_sum", "start_ns")
+
+    def __init__(self, start_ns: int, prev: Bucket | None) -> None:
+        self.start_ns = start_ns
+        self.end_ns = start_ns + BUCKET_NS
+        self.passed = bytearray()  # one byte per pass: len() is the exact count
+        self.blocked = itertools.count()
+        self.completed = itertools.count()
+        self.errors = itertools.count()
+        self.rt_sum = 0
+        self.rt_min = _NO_RT
+        self.prev: Bucket = prev if prev is not None else _EMPTY
+        self.next: Bucket | None = None
+
+
+class _Gone(bytearray):
+    """The pass count of a bucket that left the window: larger than any limit."""
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+
+_EMPTY = Bucket.__new__(Bucket)  # the slice before the first one, or a slice with no traffic
+_GONE = Bucket.__new__(Bucket)  # a dropped predecessor: a call that finds it is re-timed
+for _b, _passed in ((_EMPTY, bytearray()), (_GONE, _Gone())):
+    _b.start_ns = _b.end_ns = -(1 << 62)  # never inside a window
+    _b.passed = _passed
+    _b.blocked, _b.completed, _b.errors = itertools.count(), itertools.count(), itertools.count()
+    _b.rt_sum, _b.rt_min, _b.next = 0, _NO_RT, None
+    _b.prev = _GONE
 
 
 class LocalStats:
-    """Counters for one resource: windowed (pass, block, complete, error, RT) and totals."""
+    """Counters for one resource: windowed (pass, block, complete, error, RT) and totals.
 
-    __slots__ = (
-        "_blocked", "_completed", "_errors", "_flushed", "_passed", "_rt_min", "_rt_sum",
-        "_slices", "inflight", "lock", "total_blocked",
-    )
+    `lock` guards nothing on the GIL build's per-call path; plans on free-threaded builds and
+    checks with multi-field state (warm-up, throttling, hot parameters, breaker transitions)
+    take it.
+    """
+
+    __slots__ = ("_flushed", "_inflight", "_roll_lock", "cur", "lock", "total_blocked")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.inflight = 0
-        self._slices = [-1] * BUCKETS
-        self._passed = [0] * BUCKETS
-        self._blocked = [0] * BUCKETS
-        self._completed = [0] * BUCKETS
-        self._errors = [0] * BUCKETS
-        self._rt_sum = [0] * BUCKETS
-        self._rt_min = [_NO_RT] * BUCKETS
-        # Totals since start = what expired buckets held + the live buckets: folding a bucket
-        # into `_flushed` when it is reused keeps per-call work to the bucket counters alone.
+        # Re-entrant on free-threaded builds: the serial plan holds it around the checks
+        # that take it themselves.
+        self.lock: threading.Lock | threading.RLock = (
+            threading.RLock() if FREE_THREADED else threading.Lock())
+        self._roll_lock = threading.Lock()
+        self._inflight = bytearray()  # one byte per call in flight
+        self.cur = Bucket(-BUCKET_NS, None)  # ends at 0: the first event rolls a real one
+        # Totals since start = what dropped buckets held + the live buckets.
         self._flushed = [0, 0, 0, 0]  # passed, completed, errors, rt_ns
         self.total_blocked: dict[str, int] = {}
 
-    def _bucket(self, now_ns: int) -> int:
-        s = now_ns // BUCKET_NS
-        i = s & 1
-        if self._slices[i] != s:
-            flushed = self._flushed
-            flushed[0] += self._passed[i]
-            flushed[1] += self._completed[i]
-            flushed[2] += self._errors[i]
-            flushed[3] += self._rt_sum[i]
-            self._slices[i] = s
-            self._passed[i] = self._blocked[i] = self._completed[i] = 0
-            self._errors[i] = self._rt_sum[i] = 0
-            self._rt_min[i] = _NO_RT
-        return i
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
 
-    def on_pass(self, now_ns: int) -> None:
-        s = now_ns // BUCKET_NS
-        i = s & 1
-        if self._slices[i] != s:
-            self._bucket(now_ns)
-        self._passed[i] += 1
-        self.inflight += 1
+    # -- rolling -----------------------------------------------------------------------------
+
+    def bucket(self, now_ns: int) -> Bucket:
+        """The current bucket, rolled forward when `now_ns` is past its end."""
+        cur = self.cur
+        if now_ns < cur.end_ns:
+            return cur
+        return self.roll(now_ns)
+
+    def roll(self, now_ns: int) -> Bucket:
+        with self._roll_lock:
+            cur = self.cur
+            if now_ns < cur.end_ns:
+                return cur  # another thread rolled first
+            start = now_ns - now_ns % BUCKET_NS
+            adjacent = cur.end_ns == start
+            new = Bucket(start, cur if adjacent else None)
+            old = cur.prev
+            if old is not _EMPTY and old is not _GONE:
+                self._flush(old)
+                old.prev = _GONE  # unlinks the chain so dropped buckets are freed at once
+                old.next = None
+            if adjacent:
+                cur.next = new
+            else:
+                self._flush(cur)
+                cur.prev = _GONE
+            self.cur = new
+            return new
+
+    def _flush(self, b: Bucket) -> None:
+        f = self._flushed
+        f[0] += len(b.passed)
+        f[1] += peek(b.completed)
+        f[2] += peek(b.errors)
+        f[3] += b.rt_sum
+
+    # -- per call ----------------------------------------------------------------------------
+
+    def floor_ns(self) -> int:
+        """The start of the current bucket: no call is counted before it."""
+        return self.cur.start_ns
+
+    def on_pass(self, now_ns: int) -> Bucket:
+        """Count a pass (and one more in flight); the bucket it went to, for `cancel`."""
+        cur = self.cur
+        if now_ns >= cur.end_ns:
+            cur = self.roll(now_ns)
+        cur.passed.append(0)
+        self._inflight.append(0)
+        return cur
+
+    def admit(self, now_ns: int, limit: float) -> object:
+        """Count a pass if the window has passed fewer than `limit`: the bucket it was counted
+        in (for `cancel`), else the window's pass count seen. A pass also counts in flight.
+
+        Exact without a lock under the GIL: the pass is appended before the window is read,
+        so of two racing calls the later appender sees the earlier one. Retries with a fresh
+        clock read are left to the caller (a bucket that left the window answers -1).
+        """
+        cur = self.cur
+        if now_ns >= cur.end_ns:
+            cur = self.roll(now_ns)
+        elif now_ns < cur.start_ns:
+            return -1  # this thread stalled past its bucket: re-time it
+        passed = cur.passed
+        passed.append(0)
+        n = len(passed)
+        seen = n + len(cur.prev.passed)
+        nxt = cur.next
+        if nxt is not None:
+            later = n + len(nxt.passed)
+            if later > seen:
+                seen = later
+        if seen > limit:
+            passed.pop()
+            return -1 if seen >= 1 << 40 else seen - 1
+        self._inflight.append(0)
+        return cur
+
+    def cancel(self, token: object, now_ns: int, family: str) -> None:
+        """Take back a pass counted by `admit`/`on_pass` and count a block instead."""
+        if isinstance(token, Bucket) and token.passed:
+            token.passed.pop()
+        if self._inflight:
+            self._inflight.pop()
+        self.on_block(now_ns, family)
 
     def on_block(self, now_ns: int, family: str) -> None:
-        self._blocked[self._bucket(now_ns)] += 1
-        self.total_blocked[family] = self.total_blocked.get(family, 0) + 1
+        next(self.bucket(now_ns).blocked)
+        blocked = self.total_blocked
+        blocked[family] = blocked.get(family, 0) + 1  # reporting only (see module doc)
 
     def on_complete(self, now_ns: int, rt_ns: int, error: bool) -> None:
-        s = now_ns // BUCKET_NS
-        i = s & 1
-        if self._slices[i] != s:
-            self._bucket(now_ns)
-        self._completed[i] += 1
-        self._rt_sum[i] += rt_ns
-        if rt_ns < self._rt_min[i]:
-            self._rt_min[i] = rt_ns
-        self.inflight -= 1
+        cur = self.cur
+        if now_ns >= cur.end_ns:
+            cur = self.roll(now_ns)
+        next(cur.completed)
+        cur.rt_sum += rt_ns
+        if rt_ns < cur.rt_min:
+            cur.rt_min = rt_ns
         if error:
-            self._errors[i] += 1
+            next(cur.errors)
+        self._inflight.pop()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _live(self, now_ns: int) -> tuple[Bucket, ...]:
+        cur = self.cur
+        start = now_ns - now_ns % BUCKET_NS - BUCKET_NS  # the window's first slice
+        return tuple(b for b in (cur, cur.prev) if b.start_ns >= start and b.start_ns <= now_ns)
 
     def totals(self) -> tuple[int, int, int, int]:
         """(passed, completed, errors, rt_ns) since the start of the process."""
         f = self._flushed
-        return (f[0] + sum(self._passed), f[1] + sum(self._completed),
-                f[2] + sum(self._errors), f[3] + sum(self._rt_sum))
+        cur = self.cur
+        live = [b for b in (cur, cur.prev) if b is not _EMPTY and b is not _GONE]
+        return (f[0] + sum(len(b.passed) for b in live),
+                f[1] + sum(peek(b.completed) for b in live),
+                f[2] + sum(peek(b.errors) for b in live),
+                f[3] + sum(b.rt_sum for b in live))
 
     def passed(self, now_ns: int) -> int:
         """Requests passed in the last second (both live buckets)."""
-        s = now_ns // BUCKET_NS
-        slices = self._slices
-        p = self._passed
-        return (p[0] if s - slices[0] < BUCKETS else 0) + (p[1] if s - slices[1] < BUCKETS else 0)
+        return sum(len(b.passed) for b in self._live(now_ns))
 
     def window(self, now_ns: int) -> tuple[int, int, int, int, int, int]:
         """(passed, blocked, completed, errors, rt_sum_ns, rt_min_ns or 0) over the last second."""
-        s = now_ns // BUCKET_NS
-        out = [0, 0, 0, 0, 0]
-        rt_min = _NO_RT
-        for i in range(BUCKETS):
-            if s - self._slices[i] < BUCKETS:
-                out[0] += self._passed[i]
-                out[1] += self._blocked[i]
-                out[2] += self._completed[i]
-                out[3] += self._errors[i]
-                out[4] += self._rt_sum[i]
-                rt_min = min(rt_min, self._rt_min[i])
-        return out[0], out[1], out[2], out[3], out[4], (0 if rt_min == _NO_RT else rt_min)
+        live = self._live(now_ns)
+        rt_min = min((b.rt_min for b in live), default=_NO_RT)
+        return (sum(len(b.passed) for b in live), sum(peek(b.blocked) for b in live),
+                sum(peek(b.completed) for b in live), sum(peek(b.errors) for b in live),
+                sum(b.rt_sum for b in live), 0 if rt_min == _NO_RT else rt_min)
 
 
 class InboundStats(LocalStats):
     """All inbound traffic of the process, plus the history BBR needs.
 
     BBR compares in-flight requests with max completed QPS x min RT; both come from the last
-    ten one-second slices, so a short lull does not collapse the estimate.
+    ten one-second slices, so a short lull does not collapse the estimate. The engine updates
+    it under `lock` (system rules are not on the lock-free path).
     """
 
     __slots__ = ("_history_completed", "_history_min_rt", "_history_slices")
