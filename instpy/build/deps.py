@@ -161,6 +161,7 @@ def collect_wheels(
     wheelhouse: str | Path,
     pip_args: Sequence[str] = (),
     *,
+    extra_requirements: Sequence[str] = (),
     python: str = sys.executable,
 ) -> list[Wheel]:
     """Resolve and fetch `service`'s dependencies as wheels into `wheelhouse`.
@@ -168,7 +169,9 @@ def collect_wheels(
     A project yields its own wheel too (built through PEP 517 by `pip wheel --no-deps`,
     `is_project=True`); its dependencies come from that wheel's metadata. A plain folder yields
     the wheels of its requirements.txt (paths in it are relative to the folder, as when running
-    pip there). `pip_args` go to every pip call. Returns wheels sorted by name.
+    pip there). `extra_requirements` (what the governed artifact needs besides the service's
+    own dependencies: the runtime's) are resolved together with them, so one consistent set comes
+    out. `pip_args` go to every pip call. Returns wheels sorted by name.
     """
     service = Path(service).resolve()
     wheelhouse = Path(wheelhouse).resolve()
@@ -195,7 +198,8 @@ def collect_wheels(
         else:
             target = ["-r", "requirements.txt"]
         deps = staging / "deps"
-        _pip(python, ["wheel", *_PIP_COMMON, "-w", str(deps), *pip_args, *target], service)
+        _pip(python, ["wheel", *_PIP_COMMON, "-w", str(deps), *pip_args, *target,
+                      *extra_requirements], service)
         found = _publish(deps, wheelhouse)
     wheels = {(n, v): Wheel(n, v, p) for n, v, p in found}
     if project is not None:
