@@ -16,7 +16,10 @@ from instpy.build.errors import BuildError
 from instpy.build.plan import PlannedTarget
 
 _DOCSTRING = m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())])
-_FUTURE = m.SimpleStatementLine(body=[m.ImportFrom(module=m.Name("__future__"))])
+# `from __future__ import x; import y` is a future line too: the header must come after it.
+_FUTURE = m.SimpleStatementLine(
+    body=[m.ImportFrom(module=m.Name("__future__")), m.ZeroOrMore()]
+)
 _SuiteFn = Callable[[cst.BaseSuite], cst.BaseSuite]
 
 

@@ -176,3 +176,10 @@ def test_return_without_space(tmp_path: Path) -> None:
     out = rewrite(tmp_path, source, match_all(tmp_path))
     compile(out, "mod.py", "exec")
     assert b"_instpy_r = (1); return _instpy_r if" in out
+
+
+def test_future_line_with_other_imports(tmp_path: Path) -> None:
+    source = '"""Doc."""\nfrom __future__ import annotations; import os\ndef f():\n    return os\n'
+    out = rewrite(tmp_path, source, match_all(tmp_path))
+    compile(out, "mod.py", "exec")
+    assert out.splitlines()[2] == b"import instpy.runtime.injected as _instpy_rt"
