@@ -2,11 +2,19 @@
 
 Every candidate calls the same function. Numbers are ns per call; `over base` is what each
 adds to a bare call. Run: `python bench/overhead.py`.
+
+Two kinds of instpy rows: `engine API` calls `Engine.entry`/`Entry.exit` directly (what a
+framework hook does per request), and `compiled` rows call a function our build rewrote
+(`instpy.build.inject.inject`) with the method hooks, the way a governed artifact runs: an
+idle target is switched off and costs the trampoline's one flag check.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +25,9 @@ import pybreaker
 import wrapt
 from timing import best_ns_per_call, print_table
 
+from instpy.build.inject import inject
+from instpy.build.plan import PlannedTarget
+from instpy.runtime import injected
 from instpy.runtime.config.document import parse_config
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Entry
@@ -34,7 +45,34 @@ rules:
     flow: {{qps: {BIG}}}
     circuit_breaker: {{strategy: error_ratio, threshold: 0.5, min_requests: 10, window: 10s}}
     hot_param: {{from: arg, name: uid, qps: {BIG}}}
+  - resource: "benchgov:flow"
+    flow: {{qps: {BIG}}}
+  - resource: "benchgov:full"
+    flow: {{qps: {BIG}}}
+    circuit_breaker: {{strategy: error_ratio, threshold: 0.5, min_requests: 10, window: 10s}}
+  - resource: "benchgov:full_hot"
+    flow: {{qps: {BIG}}}
+    circuit_breaker: {{strategy: error_ratio, threshold: 0.5, min_requests: 10, window: 10s}}
+    hot_param: {{from: arg, name: uid, qps: {BIG}}}
 """
+# The same function under four names; the method hooks govern each by its fingerprint.
+COMPILED = "".join(f"def {name}(uid):\n    return 1\n\n\n"
+                   for name in ("idle", "stats", "flow", "full", "full_hot"))
+HOOK = "instpy.runtime.hooks.method"
+
+
+def compiled() -> types.ModuleType:
+    """`COMPILED` rewritten by our injector with the method hooks, then imported."""
+    targets = [PlannedTarget(fingerprint=f"benchgov:{name}", file="benchgov.py",
+                             line=1 + 4 * i, index=i, kind="sync", rules=("bench",),
+                             on_enter=(f"{HOOK}:on_enter",), on_exit=(f"{HOOK}:on_exit",),
+                             params=("uid",), keys=("uid",))
+               for i, name in enumerate(("idle", "stats", "flow", "full", "full_hot"))]
+    source = inject(COMPILED.encode(), targets, "benchgov.py")
+    module = types.ModuleType("benchgov")
+    exec(compile(source, "benchgov.py", "exec"), module.__dict__)
+    exec(compile("def plain(uid):\n    return 1\n", "benchgov.py", "exec"), module.__dict__)
+    return module
 
 
 def work() -> int:
@@ -44,6 +82,20 @@ def work() -> int:
 def main() -> None:
     idle_engine = Engine()
     eng = Engine(parse_config(CONFIG, "bench.yaml"))
+    # The method hooks use the process's engine, which reads INSTPY_GOVERNANCE.
+    folder = tempfile.TemporaryDirectory()
+    rules = Path(folder.name) / "governance.yaml"
+    rules.write_text(CONFIG)
+    os.environ["INSTPY_GOVERNANCE"] = str(rules)
+    mod = compiled()
+    plain = mod.plain
+    from instpy.runtime.hooks import method  # noqa: F401  (subscribes the target switch)
+    for name in ("stats", "flow", "full", "full_hot"):
+        getattr(mod, name)("user-1")  # resolves the hooks once
+    # With `metrics.all_resources` every target is wanted; an idle target is one the hook
+    # switched off (no rule names it and statistics are not asked for): its flag is False.
+    for target in injected.targets("benchgov:idle"):
+        target.active = False
 
     def governed(engine: Engine, resource: str,
                  lookup: object = None) -> Callable[[], object]:
@@ -81,11 +133,17 @@ def main() -> None:
 
     candidates: list[tuple[str, Callable[[], object]]] = [
         ("bare call", work),
-        ("instpy: no rule (idle)", governed(idle_engine, "none")),
-        ("instpy: statistics only", governed(eng, "stats")),
-        ("instpy: flow", governed(eng, "flow")),
-        ("instpy: flow + breaker", governed(eng, "full")),
-        ("instpy: flow + breaker + hot param", governed(eng, "full_hot", lookup)),
+        ("bare call, compiled rows' shape", lambda: plain("user-1")),
+        ("instpy engine API: no rule (idle)", governed(idle_engine, "none")),
+        ("instpy engine API: statistics only", governed(eng, "stats")),
+        ("instpy engine API: flow", governed(eng, "flow")),
+        ("instpy engine API: flow + breaker", governed(eng, "full")),
+        ("instpy engine API: flow + breaker + hot param", governed(eng, "full_hot", lookup)),
+        ("instpy compiled: idle target", lambda: mod.idle("user-1")),
+        ("instpy compiled: statistics only", lambda: mod.stats("user-1")),
+        ("instpy compiled: flow", lambda: mod.flow("user-1")),
+        ("instpy compiled: flow + breaker", lambda: mod.full("user-1")),
+        ("instpy compiled: flow + breaker + hot param", lambda: mod.full_hot("user-1")),
         ("wrapt no-op wrapper", wrapped),
         ("limits FixedWindow hit", with_fixed),
         ("limits MovingWindow hit", with_moving),
@@ -96,9 +154,18 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}; best of 15 interleaved rounds x 10,000 calls")
     print_table(best, "bare call")
     peer = best["limits Fixed + pybreaker"] - best["bare call"]
-    ours = best["instpy: flow + breaker"] - best["bare call"]
+    ours = best["instpy engine API: flow + breaker"] - best["bare call"]
     print(f"\nlimits FixedWindow + pybreaker overhead / instpy flow + breaker overhead: "
-          f"{peer / ours:.1f}x")
+          f"{peer / ours:.1f}x (engine API)")
+    # The compiled rows call a one-argument function through a lambda: compare them with the
+    # same shape without a trampoline.
+    shape = best["bare call, compiled rows' shape"]
+    print("compiled (ns over the same function without a trampoline): "
+          + ", ".join(f"{name.split(': ')[1]} {best[name] - shape:.0f}"
+                      for name in best if name.startswith("instpy compiled")))
+    from instpy.runtime.governance import engine
+    engine().close()
+    folder.cleanup()
 
 
 if __name__ == "__main__":
