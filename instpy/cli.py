@@ -44,9 +44,10 @@ def _common(fn: F) -> F:
             "path", type=click.Path(exists=True, path_type=Path), default=Path("."), required=False
         ),
         click.option(
-            "--rules", "-r", "rule_paths", multiple=True, required=True,
+            "--rules", "-r", "rule_paths", multiple=True,
             type=click.Path(exists=True, path_type=Path),
-            help="Injection-rule file or directory of *.yaml files (repeatable).",
+            help="Injection-rule file or directory of *.yaml files (repeatable). "
+            "With --govern, added to the shipped rules.",
         ),
         click.option(
             "--jobs", "-j", type=int, default=None, help="Worker processes (default: all cores)."
@@ -81,6 +82,7 @@ def scan(
     from instpy.build.pipeline import run
     from instpy.build.rules import load_rules
 
+    _need_rules(rule_paths)
     rules = load_rules(rule_paths)
     n, cache = _settings(jobs, cache_dir, no_cache)
     result = run(path, rules, rewrite=False, cache_dir=cache, jobs=n, progress=True)
@@ -90,15 +92,57 @@ def scan(
 @main.command()
 @_common
 @click.option("--format", "fmt", type=click.Choice(["tree", "wheel"]), default="tree",
-              show_default=True, help="tree: the whole input tree; wheel: a rewritten wheel.")
+              show_default=True,
+              help="tree: the whole tree (with --govern: service, dependencies and runtime side "
+              "by side); wheel: rewritten wheel(s) (with --govern: a wheelhouse).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Output directory.")
+@click.option("--govern", is_flag=True,
+              help="Govern a service: fetch its dependencies with pip, add the shipped rules "
+              "for its frameworks and clients, and emit it with the runtime.")
+@click.option("--license-key", default=None, metavar="KEY",
+              help="License key for --govern (default: $INSTPY_LICENSE_KEY, which keeps the key "
+              "out of command lines).")
+@click.option("--find-links", "-f", multiple=True, metavar="URL",
+              help="Passed to pip with --govern: also look for wheels here (repeatable).")
+@click.option("--no-index", is_flag=True, help="Passed to pip with --govern: offline build.")
+@click.option("--index-url", "-i", default=None, metavar="URL",
+              help="Passed to pip with --govern.")
+@click.option("--pip-arg", "pip_extra", multiple=True, metavar="ARG",
+              help="Any other pip option, passed through with --govern (repeatable).")
 @_build_errors
 def build(
     path: Path, rule_paths: tuple[Path, ...], jobs: int | None, cache_dir: Path | None,
-    no_cache: bool, fmt: str, output: Path,
+    no_cache: bool, fmt: str, output: Path, govern: bool, license_key: str | None,
+    find_links: tuple[str, ...], no_index: bool, index_url: str | None,
+    pip_extra: tuple[str, ...],
 ) -> None:
-    """Rewrite PATH (a project tree, or a wheel with --format wheel) into OUTPUT."""
+    """Rewrite PATH (a project tree, or a wheel with --format wheel) into OUTPUT.
+
+    With --govern, PATH is a service: a project (pyproject.toml) or a folder with a
+    requirements.txt.
+    """
+    n, cache = _settings(jobs, cache_dir, no_cache)
+    if govern:
+        pip_args = [*(a for url in find_links for a in ("--find-links", url)), *pip_extra]
+        if no_index:
+            pip_args.append("--no-index")
+        if index_url:
+            pip_args += ["--index-url", index_url]
+        _build_governed(path, output, fmt, rule_paths, license_key, tuple(pip_args), n, cache)
+        return
+    _need_rules(rule_paths)
+    _build_plain(path, output, fmt, rule_paths, n, cache)
+
+
+def _need_rules(rule_paths: tuple[Path, ...]) -> None:
+    if not rule_paths:
+        raise click.UsageError("pass --rules FILE_OR_DIR (or --govern to use the shipped rules)")
+
+
+def _build_plain(
+    path: Path, output: Path, fmt: str, rule_paths: tuple[Path, ...], n: int, cache: Path | None
+) -> None:
     from instpy.build.emit import emit_tree
     from instpy.build.errors import EmitError
     from instpy.build.pipeline import run
@@ -106,7 +150,6 @@ def build(
     from instpy.build.wheel import build_project_wheel, rewrite_wheel
 
     rules = load_rules(rule_paths)
-    n, cache = _settings(jobs, cache_dir, no_cache)
     if fmt == "tree":
         if not path.is_dir():
             raise EmitError(f"{path} is not a directory; --format tree takes a project tree")
@@ -127,6 +170,36 @@ def build(
     click.echo(summary)
 
 
+def _build_governed(
+    path: Path, output: Path, fmt: str, rule_paths: tuple[Path, ...], license_key: str | None,
+    pip_args: tuple[str, ...], n: int, cache: Path | None,
+) -> None:
+    from instpy.build.deps import DependencyError
+    from instpy.build.errors import EmitError
+    from instpy.build.govern import GovernOptions, build_governed, shipped_rules
+    from instpy.build.license_cmd import binding_for_build
+
+    binding = binding_for_build(license_key)
+    if not path.is_dir():
+        raise EmitError(f"{path} is not a folder; --govern takes the service's folder")
+    opts = GovernOptions(path, output, fmt, binding, rule_paths, pip_args, cache, n, True)
+    try:
+        report = build_governed(opts)
+    except DependencyError as exc:
+        raise EmitError(str(exc)) from exc
+    shipped = str(shipped_rules().resolve())
+    for u in report.unmatched:
+        if str(Path(u.source.rsplit(":", 1)[0]).resolve()).startswith(shipped):
+            click.echo(f"not used: shipped rule {u.rule!r}: {u.reason}", err=True)
+        else:
+            click.echo(f"warning: {u.source}: rule {u.rule!r} matches nothing: {u.reason}",
+                       err=True)
+    for t in report.targets:
+        click.echo(f"governed: {t.fingerprint} ({t.file}:{t.line})", err=True)
+    click.echo(f"{len(report.targets)} target(s) governed; {fmt} written to {output} "
+               f"(manifest: {output / 'instpy-manifest.json'})")
+
+
 @main.command()
 @_common
 @_build_errors
@@ -139,6 +212,7 @@ def diff(
     from instpy.build.pipeline import run
     from instpy.build.rules import load_rules
 
+    _need_rules(rule_paths)
     rules = load_rules(rule_paths)
     n, cache = _settings(jobs, cache_dir, no_cache)
     result = run(path, rules, cache_dir=cache, jobs=n)
@@ -147,24 +221,75 @@ def diff(
 
 @main.command()
 @_common
+@click.option("--governance", "governance_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="governance.yaml file(s) to validate (default: PATH/governance.yaml if any).")
 def check(
     path: Path, rule_paths: tuple[Path, ...], jobs: int | None, cache_dir: Path | None,
-    no_cache: bool,
+    no_cache: bool, governance_files: tuple[Path, ...],
 ) -> None:
-    """Pre-commit check: rule files are valid and every rule still matches something."""
+    """Pre-commit check: rule files and governance.yaml are valid, every rule still matches."""
     from instpy.build.errors import BuildError
     from instpy.build.pipeline import run
     from instpy.build.rules import load_rules
+    from instpy.runtime.governance import ConfigError, parse_config
+
+    default = path / "governance.yaml" if path.is_dir() else None
+    if not governance_files and default is not None and default.is_file():
+        governance_files = (default,)
+    if not rule_paths and not governance_files:
+        raise click.UsageError("nothing to check: pass --rules and/or --governance")
+    failed = False
+    for file in governance_files:
+        try:
+            parse_config(file.read_text(encoding="utf-8"), str(file))
+        except ConfigError as exc:
+            click.echo(str(exc), err=True)
+            failed = True
+    targets = 0
+    if rule_paths:
+        try:
+            rules = load_rules(rule_paths)
+            n, cache = _settings(jobs, cache_dir, no_cache)
+            result = run(path, rules, rewrite=False, cache_dir=cache, jobs=n)
+        except BuildError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        for u in result.plan.unmatched:
+            click.echo(f"{u.source}: rule {u.rule!r} matches nothing: {u.reason}", err=True)
+        failed = failed or bool(result.plan.unmatched)
+        targets = len(result.plan.targets)
+    if failed:
+        sys.exit(1)
+    click.echo(f"ok: {len(rule_paths)} rule source(s), {targets} target(s), "
+               f"{len(governance_files)} governance file(s)")
+
+
+@main.group("rules")
+def rules_group() -> None:
+    """Injection rules."""
+
+
+@rules_group.command("validate")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+def rules_validate(paths: tuple[Path, ...]) -> None:
+    """Validate rule files (or directories of *.yaml) without scanning any code."""
+    from instpy.build.errors import BuildError
+    from instpy.build.rules import load_rules
 
     try:
-        rules = load_rules(rule_paths)
-        n, cache = _settings(jobs, cache_dir, no_cache)
-        result = run(path, rules, rewrite=False, cache_dir=cache, jobs=n)
+        rules = load_rules(paths)
     except BuildError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    for u in result.plan.unmatched:
-        click.echo(f"{u.source}: rule {u.rule!r} matches nothing: {u.reason}", err=True)
-    if result.plan.unmatched:
-        sys.exit(1)
-    click.echo(f"ok: {len(rules.rules)} rule(s), {len(result.plan.targets)} target(s)")
+    click.echo(f"ok: {len(rules.rules)} rule(s) in {len(rules.files)} file(s)")
+
+
+def _register() -> None:
+    from instpy.build.license_cmd import license_group
+
+    main.add_command(license_group)
+
+
+_register()

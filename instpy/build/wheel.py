@@ -115,3 +115,49 @@ def _info(old: zipfile.ZipInfo, epoch: int | None) -> zipfile.ZipInfo:
     info.create_system = old.create_system
     info.compress_type = zipfile.ZIP_DEFLATED
     return info
+
+
+def add_requirement(wheel: Path, requirement: str) -> None:
+    """Add `Requires-Dist: requirement` to a wheel's METADATA (once) and rewrite its RECORD."""
+    with zipfile.ZipFile(wheel) as archive:
+        infos = archive.infolist()
+        contents = {i.filename: archive.read(i) for i in infos if not i.is_dir()}
+    metadata = [n for n in contents if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
+    if len(metadata) != 1:
+        raise EmitError(f"{wheel.name} has no single *.dist-info/METADATA; it is not a valid wheel")
+    text = contents[metadata[0]].decode("utf-8")
+    line = f"Requires-Dist: {requirement}"
+    if line in text.splitlines():
+        return
+    # Headers end at the first blank line (the description follows): add ours to the headers.
+    head, sep, body = text.partition("\n\n")
+    edited = f"{head.rstrip(chr(10))}\n{line}\n{sep or chr(10)}{body}"
+    atomic_write(wheel, _repack(infos, contents, {metadata[0]: edited.encode("utf-8")}))
+
+
+def write_runtime_wheel(out_dir: Path, files: dict[str, bytes], metadata: str) -> Path:
+    """Write the runtime's own pure-Python wheel (reproducible: sorted, fixed timestamps)."""
+    from instpy import __version__
+
+    dist_info = f"instpy_runtime-{__version__}.dist-info"
+    wheel_meta = "Wheel-Version: 1.0\nGenerator: instpy\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    members = {**files, f"{dist_info}/METADATA": metadata.encode(),
+               f"{dist_info}/WHEEL": wheel_meta.encode(),
+               f"{dist_info}/top_level.txt": b"instpy\n"}
+    epoch = source_date_epoch() or 315532800
+    stamp = time.gmtime(epoch)[:6]
+    rows = [[name, record_hash(data), str(len(data))] for name, data in members.items()]
+    rows.append([f"{dist_info}/RECORD", "", ""])
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    members[f"{dist_info}/RECORD"] = text.getvalue().encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    target = out_dir / f"instpy_runtime-{__version__}-py3-none-any.whl"
+    atomic_write(target, buf.getvalue())
+    return target

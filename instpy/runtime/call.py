@@ -19,7 +19,8 @@ class Call:
     `function`: the fingerprint `module:qualname`; `params`: parameters by name (replaceable in
     `on_enter`); `data`: a dict carried from enter to exit; `return_value` and `exception`: the
     outcome, readable and replaceable in `on_exit`. `skip(value)` in `on_enter` makes the
-    function return `value` without running its body (the exit hooks are then not called).
+    function return `value` without running its body, `throw(exc)` makes it raise `exc` instead
+    (the exit hooks are then not called).
     """
 
     __slots__ = (
@@ -33,6 +34,7 @@ class Call:
         "return_value",
         "skipped",
         "target",
+        "thrown",
     )
 
     def __init__(self, target: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
@@ -46,6 +48,7 @@ class Call:
         self.return_value: Any = None
         self.exception: BaseException | None = None
         self.skipped = False
+        self.thrown: BaseException | None = None
         # Set once the exit hooks ran, so a return inside the body's own `finally` or an
         # exception raised by an exit hook is not reported twice.
         self.left = False
@@ -58,6 +61,16 @@ class Call:
         """
         self.skipped = True
         self.return_value = value
+
+    def throw(self, exception: BaseException) -> None:
+        """In `on_enter`: do not run the body; the call raises `exception` instead.
+
+        This is how a blocked method-level call raises its fallback's exception: the hook itself
+        returns normally (a hook that raises is a hook failure and fails open), and the runtime
+        raises `exception` to the caller. Exit hooks are not called, as with `skip`.
+        """
+        self.skipped = True
+        self.thrown = exception
 
     def _collect_args(self) -> bool:
         """Refresh `args` from `params`; True when a hook replaced any value."""

@@ -51,7 +51,7 @@ class _Snapshot:
         self.by_rule = by_rule  # rule -> its stateful check, reused by the next build
         self.unruled: dict[str, ResourcePlan] = {}
         self.unruled_all = config.metrics.all_resources
-        self.unruled_inbound = system is not None
+        self.unruled_inbound = system is not None or config.metrics.inbound
 
 
 class Engine:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from instpy.runtime import activation
 from instpy.runtime.call import Call
 
 __all__ = [
@@ -46,6 +47,9 @@ _all: list[Target] = []
 _hooks: dict[str, _Hook] = {}
 _failures: dict[str, int] = {}
 _logged: set[str] = set()
+
+# Decided once per process (deployment switch, license): when False every target stays inactive.
+GOVERNING = activation.governing()
 
 
 class _Hook:
@@ -129,7 +133,7 @@ class Target:
         on_enter: tuple[str, ...] = (),
         on_exit: tuple[str, ...] = (),
     ) -> None:
-        self.active = True
+        self.active = GOVERNING
         self.fingerprint = fingerprint
         self.names = names
         self.enter_hooks = tuple(_hook(h) for h in on_enter)
@@ -181,9 +185,14 @@ def _reset_enter(call: Call) -> None:
     call.params = dict(zip(call.target.names, call.args, strict=True))
     call.skipped = False
     call.return_value = None
+    call.thrown = None
 
 
 def _finish_enter(target: Target, call: Call) -> Call | None:
+    thrown = call.thrown
+    if thrown is not None:
+        call.thrown = None  # no reference cycle through the traceback
+        raise thrown  # an enter hook chose this answer (`call.throw`): not a hook failure
     changed = call._collect_args()
     # Without exit hooks generated code only needs the call when it must act on it.
     if call.skipped or changed or target.exit_hooks:

@@ -24,10 +24,21 @@ def passed(res: Entry | Blocked) -> Entry:
 
 def test_unruled_resource_gets_the_shared_idle_entry(make_engine: MakeEngine) -> None:
     eng = make_engine("rules:\n  - resource: r\n    flow: {qps: 1}\n")
-    assert eng.entry("other") is IDLE_ENTRY
-    assert not eng.wants("other")
+    assert eng.entry("other", "internal") is IDLE_ENTRY
+    assert eng.entry("other", "outbound") is IDLE_ENTRY
+    assert not eng.wants("other", "internal")
     assert eng.wants("r")
     IDLE_ENTRY.exit(error=True)
+
+
+def test_inbound_endpoints_keep_statistics_unless_switched_off(make_engine: MakeEngine) -> None:
+    eng = make_engine("rules:\n  - resource: r\n    flow: {qps: 1}\n")
+    entry = eng.entry("GET /other", "inbound")
+    assert isinstance(entry, Entry) and entry is not IDLE_ENTRY
+    entry.exit()
+    assert "GET /other" in eng.metrics_text()
+    eng.load_text("metrics: {inbound: false}\n")
+    assert eng.entry("GET /else", "inbound") is IDLE_ENTRY
 
 
 def test_subscribe_called_after_each_swap(make_engine: MakeEngine) -> None:
