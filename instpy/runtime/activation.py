@@ -17,6 +17,7 @@ import logging
 import os
 from pathlib import Path
 
+from instpy.runtime import logs
 from instpy.runtime.license import LicenseBinding, LicenseError, verify_runtime_key
 from instpy.runtime.settings import ENV_NAMESPACE, SettingsError, load_settings
 
@@ -54,6 +55,7 @@ def decide(environ: dict[str, str] | None = None) -> tuple[bool, str]:
 
 def governing() -> bool:
     """`decide()` for this process, logged once when governance is off."""
+    logs.configure()
     on, reason = decide()
     if not on:
         log.error("instpy: %s", reason)

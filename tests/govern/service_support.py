@@ -1,0 +1,136 @@
+"""Real processes on loopback for the governed-service tests: build, serve, drive, stop."""
+
+from __future__ import annotations
+
+import http.server as http_server
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def instpy(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "instpy", *args], capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})}, cwd=REPO,
+    )
+
+
+def mint_key(namespace: str = "shop") -> str:
+    out = instpy("license", "new", "--namespace", namespace)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def http(method: str, url: str, headers: Mapping[str, str] | None = None,
+         timeout: float = 10) -> Reply:
+    req = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return Reply(resp.status, resp.read().decode(), dict(resp.headers.items()))
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, exc.read().decode(), dict(exc.headers.items()))
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port} in {timeout}s:\n{log.read_text()}")
+
+
+@contextmanager
+def serve(cmd: Sequence[str], port: int, env: Mapping[str, str], cwd: Path,
+          log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait until it listens, and always stop it."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(list(cmd), cwd=cwd, env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port(port, proc, log)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class Dependency:
+    """A tiny HTTP server standing in for a downstream service; counts the calls it gets."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        owner = self
+
+        class Handler(http_server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.hits += 1
+                body = b"dependency says hi"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Dependency:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def write_rules(path: Path, text: str) -> None:
+    """Replace governance.yaml atomically, as an editor or a ConfigMap update does."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def until(predicate: object, timeout: float = 3.0) -> float:
+    """Poll `predicate()` until true; return the seconds it took (raise on timeout)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
