@@ -129,10 +129,22 @@ def build(
             pip_args.append("--no-index")
         if index_url:
             pip_args += ["--index-url", index_url]
+        rule_paths = _with_service_rules(path, rule_paths) if path.is_dir() else rule_paths
         _build_governed(path, output, fmt, rule_paths, license_key, tuple(pip_args), n, cache)
         return
     _need_rules(rule_paths)
     _build_plain(path, output, fmt, rule_paths, n, cache)
+
+
+USER_RULES = "instpy-rules.yaml"
+
+
+def _with_service_rules(path: Path, rule_paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """A service's own rules live in PATH/instpy-rules.yaml by convention; used when present."""
+    own = path / USER_RULES
+    if own.is_file() and not any(p.resolve() == own.resolve() for p in rule_paths):
+        return (*rule_paths, own)
+    return rule_paths
 
 
 def _need_rules(rule_paths: tuple[Path, ...]) -> None:
@@ -228,7 +240,10 @@ def check(
     path: Path, rule_paths: tuple[Path, ...], jobs: int | None, cache_dir: Path | None,
     no_cache: bool, governance_files: tuple[Path, ...],
 ) -> None:
-    """Pre-commit check: rule files and governance.yaml are valid, every rule still matches."""
+    """Pre-commit check: rule files and governance.yaml are valid, every rule still matches.
+
+    Without options it checks PATH/instpy-rules.yaml and PATH/governance.yaml (PATH: `.`).
+    """
     from instpy.build.errors import BuildError
     from instpy.build.pipeline import run
     from instpy.build.rules import load_rules
@@ -237,8 +252,13 @@ def check(
     default = path / "governance.yaml" if path.is_dir() else None
     if not governance_files and default is not None and default.is_file():
         governance_files = (default,)
+    if path.is_dir():
+        rule_paths = _with_service_rules(path, rule_paths)
     if not rule_paths and not governance_files:
-        raise click.UsageError("nothing to check: pass --rules and/or --governance")
+        raise click.UsageError(
+            f"nothing to check: no {USER_RULES} or governance.yaml in {path}; "
+            "pass --rules and/or --governance"
+        )
     failed = False
     for file in governance_files:
         try:
