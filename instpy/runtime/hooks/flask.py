@@ -14,7 +14,7 @@ from flask import Flask, request
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import Entry
-from instpy.runtime.hooks.http import admit, finish
+from instpy.runtime.hooks.http import admit_inbound, finish
 
 DISTRIBUTION = "flask"
 VERSIONS = ">=2.2,<4"
@@ -36,7 +36,7 @@ def on_enter(call: Call) -> None:
     rule = request.url_rule
     if rule is None:
         return  # routing failed: Flask answers 404/405 itself, there is no endpoint to govern
-    outcome = admit(f"{request.method} {rule.rule}", "inbound", _lookup)
+    outcome = admit_inbound(f"{request.method} {rule.rule}", _lookup, request.headers.get)
     if isinstance(outcome, Entry):
         call.data["entry"] = outcome
         return

@@ -13,7 +13,14 @@ from requests.structures import CaseInsensitiveDict
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import Entry, HttpFallback
-from instpy.runtime.hooks.http import admit, finish, outbound_resource, reason
+from instpy.runtime.hooks.http import (
+    admit_outbound,
+    finish,
+    outbound_resource,
+    outgoing_headers,
+    reason,
+    route,
+)
 
 DISTRIBUTION = "requests"
 VERSIONS = ">=2.25,<3"
@@ -34,7 +41,10 @@ def _answer(request: PreparedRequest, fallback: HttpFallback) -> Response:
 
 def on_enter(call: Call) -> None:
     request: PreparedRequest = call.params["request"]
-    outcome = admit(outbound_resource(request.method or "GET", request.url or ""), "outbound")
+    request.url = route(request.url or "")
+    for name, value in outgoing_headers():
+        request.headers[name] = value
+    outcome = admit_outbound(outbound_resource(request.method or "GET", request.url))
     if isinstance(outcome, Entry):
         call.data["entry"] = outcome
         return
