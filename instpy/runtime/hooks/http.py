@@ -13,6 +13,7 @@ so one resource per endpoint of the dependency, not per request).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -94,6 +95,26 @@ def route(url: str) -> str:
     """The URL an outbound call should really go to (a lane instance of the destination
     service, else its base instances); unchanged when no `services:` entry names its host."""
     return url
+
+
+# Set while a governed client call is in progress in this context: a client built on another
+# governed client (requests over urllib3, say) must count the call once, at the outer one.
+_IN_CLIENT: ContextVar[bool] = ContextVar("instpy_in_client", default=False)
+
+
+def nested_client() -> bool:
+    """True inside a call an outer client hook already governs: the inner hook does nothing."""
+    return _IN_CLIENT.get()
+
+
+def mark_client() -> Token[bool]:
+    """Mark the current context as inside a governed client call (the outer hook's on_enter)."""
+    return _IN_CLIENT.set(True)
+
+
+def unmark_client(token: Token[bool]) -> None:
+    """Undo `mark_client` (the outer hook's on_exit)."""
+    _IN_CLIENT.reset(token)
 
 
 def finish(entry: Entry | None, exception: BaseException | None, status: int | None) -> None:

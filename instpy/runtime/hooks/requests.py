@@ -16,10 +16,12 @@ from instpy.runtime.governance import Entry, HttpFallback
 from instpy.runtime.hooks.http import (
     admit_outbound,
     finish,
+    mark_client,
     outbound_resource,
     outgoing_headers,
     reason,
     route,
+    unmark_client,
 )
 
 DISTRIBUTION = "requests"
@@ -47,10 +49,14 @@ def on_enter(call: Call) -> None:
     outcome = admit_outbound(outbound_resource(request.method or "GET", request.url))
     if isinstance(outcome, Entry):
         call.data["entry"] = outcome
+        call.data["client"] = mark_client()  # urllib3 underneath must not count it again
         return
     call.skip(_answer(request, outcome))
 
 
 def on_exit(call: Call) -> None:
+    token = call.data.get("client")
+    if token is not None:
+        unmark_client(token)
     response = call.return_value
     finish(call.data.get("entry"), call.exception, getattr(response, "status_code", None))
