@@ -1,0 +1,114 @@
+"""ASGI services for the governed-service tests: build once, serve with uvicorn, drive, stop.
+
+Shared by the FastAPI and Starlette modules; the processes, HTTP client and waiting helpers are
+`service_support`'s.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.server as http_server
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service_support import Reply, free_port, http, instpy, serve, until, write_rules
+
+APPLIED = '"event": "config_applied"'
+REJECTED = '"event": "config_rejected"'
+
+
+def build(service: Path, out: Path, key: str) -> Path:
+    """`instpy build --govern` the service into a tree; return the tree."""
+    done = instpy("build", str(service), "--govern", "--format", "tree", "-o", str(out),
+                  "--no-cache", env={"INSTPY_LICENSE_KEY": key})
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+class Dependency:
+    """A downstream service on loopback: `/broken` answers 500, any other path 200; counts hits
+    per path."""
+
+    def __init__(self) -> None:
+        self.hits: dict[str, int] = {}
+        owner = self
+
+        class Handler(http_server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
+                broken = self.path == "/broken"
+                body = b"dependency is broken" if broken else b"dependency says hi"
+                self.send_response(500 if broken else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Dependency:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Service:
+    base: str
+    governance: Path
+    metrics_url: str
+    log: Path
+    dependency: Dependency
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
+        return http("GET", self.base + path, headers)
+
+    def post(self, path: str) -> Reply:
+        return http("POST", self.base + path)
+
+    def metrics(self) -> str:
+        return http("GET", self.metrics_url).body
+
+    def rules(self, text: str, live: str = APPLIED, *, timeout: float = 3.0) -> float:
+        """Write governance.yaml; wait until the log says it was applied (or rejected)."""
+        before = self.log.read_text().count(live)
+        write_rules(self.governance, text)
+        return until(lambda: self.log.read_text().count(live) > before, timeout)
+
+    def burst(self, method: str, path: str, n: int) -> list[Reply]:
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            return list(pool.map(lambda _: http(method, self.base + path), range(n)))
+
+
+def uvicorn(tree: Path, key: str, tmp: Path, warm_up: str) -> Iterator[Service]:
+    """Serve `app:app` of the governed tree with uvicorn; GET `warm_up` starts the engine."""
+    port, metrics_port = free_port(), free_port()
+    governance = tmp / "governance.yaml"
+    governance.write_text("rules: []\n")
+    log = tmp / "server.log"
+    with Dependency() as dep:
+        env = {
+            "PYTHONPATH": str(tree), "INSTPY_GOVERNANCE": str(governance),
+            "INSTPY_METRICS_PORT": str(metrics_port), "INSTPY_LICENSE_KEY": key,
+            "DEPENDENCY_BASE": dep.base,
+        }
+        cmd = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--no-access-log"]
+        with serve(cmd, port, env, tree, log):
+            svc = Service(f"http://127.0.0.1:{port}", governance,
+                          f"http://127.0.0.1:{metrics_port}/metrics", log, dep)
+            svc.get(warm_up)
+            until(lambda: http("GET", svc.metrics_url).status == 200, 10)
+            yield svc
