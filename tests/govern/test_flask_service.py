@@ -118,17 +118,19 @@ def burst(svc: Service, method: str, path: str, n: int) -> list[Reply]:
 def test_manifest_lists_targets_endpoints_and_license_binding(tree: Built) -> None:
     manifest = json.loads((tree.out / "instpy-manifest.json").read_text())
     fingerprints = {t["fingerprint"] for t in manifest["targets"]}
-    assert fingerprints == {
+    assert fingerprints >= {
         "flask.app:Flask.full_dispatch_request",
         "requests.sessions:Session.send",
         "shop.orders:OrderService.create",
     }
+    # only what the service uses: no framework it does not depend on is in the tree
+    assert all(fp.split(".")[0] in {"flask", "requests", "urllib3", "shop"} for fp in fingerprints)
     endpoints = {(e["method"], e["path"]) for e in manifest["endpoints"]["endpoints"]}
     assert ("GET", "/greet1a") in endpoints and ("GET", "/users/<int:user_id>") in endpoints
     assert manifest["license"]["namespace"] == "shop"
     assert manifest["license"]["fingerprint"].startswith("sha256:")
     rewritten = {d["name"] for d in manifest["distributions"] if d["rewritten"]}
-    assert rewritten == {"flask", "requests"}
+    assert rewritten >= {"flask", "requests"}
 
 
 def test_key_is_absent_from_the_artifact_and_the_build_log(tree: Built, key: str) -> None:

@@ -101,7 +101,7 @@ def test_unknown_keys_list_the_valid_ones() -> None:
     exc = error("rules:\n  - resource: a\n    flow: {qps: 1, burst: 3}\n")
     for key in ("behavior", "cold_factor", "max_queueing", "qps", "warm_up_period"):
         assert key in exc.fix
-    top = error("lanes: []\n")
+    top = error("routes: []\n")
     assert all(s.name in top.fix for s in SECTIONS)
 
 

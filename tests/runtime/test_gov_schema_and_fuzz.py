@@ -43,7 +43,15 @@ EXAMPLES = [
      "concurrency: 1}\n", False),
     ("system:\n  cpu: {threshold: 1.5}\n", False),
     ("metrics: {port: 0}\n", False),
-    ("lanes: []\n", False),
+    ("routes: []\n", False),
+    ("lanes: []\n", True),
+    ("lanes:\n  - {name: g, tag: gray, match: {all: [{header: x-u, equals: '1'}]}}\n", True),
+    ("lanes:\n  - {name: g, tag: gray, match: {any: [{query: u, in: [a, b]}, "
+     "{cookie: c, percentage: 10}]}}\n", True),
+    ("lanes:\n  - {name: g, tag: gray, match: {all: [{header: x, like: y}]}}\n", False),
+    ("lanes:\n  - {name: g, tag: gray}\n", False),
+    ("services:\n  b: {base: ['127.0.0.1:8102'], gray: ['127.0.0.1:8112']}\n", True),
+    ("services:\n  b: {base: [8102]}\n", False),
 ]
 
 

@@ -10,12 +10,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from instpy.runtime.config import metrics_section, rules_section, system_section
+from instpy.runtime.config import (
+    lanes_section,
+    metrics_section,
+    rules_section,
+    services_section,
+    system_section,
+)
 from instpy.runtime.config.metrics_section import MetricsSettings
 from instpy.runtime.config.nodes import parse_yaml
 from instpy.runtime.config.rules_section import ResourceRules
 from instpy.runtime.config.section import Section
 from instpy.runtime.errors import ConfigError
+from instpy.runtime.lanes.rule import LaneTable, ServiceTable
 from instpy.runtime.system.rule import SystemRule
 
 T = TypeVar("T")
@@ -25,6 +32,8 @@ SECTIONS: tuple[Section[Any], ...] = (
     rules_section.SECTION,
     system_section.SECTION,
     metrics_section.SECTION,
+    lanes_section.SECTION,
+    services_section.SECTION,
 )
 
 
@@ -49,6 +58,14 @@ class GovernanceConfig:
     @property
     def metrics(self) -> MetricsSettings:
         return self.get(metrics_section.SECTION)
+
+    @property
+    def lanes(self) -> LaneTable:
+        return self.get(lanes_section.SECTION)
+
+    @property
+    def services(self) -> ServiceTable:
+        return self.get(services_section.SECTION)
 
 
 def parse_config(text: str, file: str = "governance.yaml") -> GovernanceConfig:

@@ -18,6 +18,9 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine
+from instpy.runtime.lanes import context as lane_context
+from instpy.runtime.lanes.router import base_url_for, route_url
+from instpy.runtime.lanes.stats import LANE_STATS
 
 Lookup = Callable[[str, str], object]
 HeaderGetter = Callable[[str], "str | None"]
@@ -57,22 +60,46 @@ async def _admit_async(resource: str, traffic: str, lookup: Lookup | None) -> En
     return result
 
 
+def _enter_lane(lookup: Lookup | None, header: HeaderGetter) -> None:
+    """Give the admitted request its lane tag: the one an upstream service sent, else the tag of
+    the first lane it matches (this service is the first governed hop), else none (base)."""
+    tag = lane_context.tag_from_headers(header)
+    lanes = engine().config.lanes
+    if tag is None and lanes.lanes:
+
+        def read(source: str, name: str) -> object:
+            if source == "header":
+                return header(name)
+            return lookup(source, name) if lookup is not None else None
+
+        tag = lanes.tag_for(read)
+    if tag is not None:
+        LANE_STATS.count("instpy_lane_requests_total", lanes.lane_name(tag))
+    lane_context.set_tag(tag)
+
+
 def admit_inbound(
     resource: str, lookup: Lookup | None, header: HeaderGetter
 ) -> Entry | HttpFallback:
     """Govern one inbound request (sync servers): the Entry to exit afterwards, or the answer.
 
-    `header(name)` reads a request header (case-insensitive); request-scoped state such as the
-    lane tag is taken from it here.
+    `header(name)` reads a request header (case-insensitive); an admitted request takes its
+    lane tag from it (or from the lanes it matches) for the rest of its handling.
     """
-    return _admit(resource, "inbound", lookup)
+    outcome = _admit(resource, "inbound", lookup)
+    if not isinstance(outcome, HttpFallback):
+        _enter_lane(lookup, header)
+    return outcome
 
 
 async def admit_inbound_async(
     resource: str, lookup: Lookup | None, header: HeaderGetter
 ) -> Entry | HttpFallback:
     """`admit_inbound` for async servers: a throttled request waits with the loop's sleep."""
-    return await _admit_async(resource, "inbound", lookup)
+    outcome = await _admit_async(resource, "inbound", lookup)
+    if not isinstance(outcome, HttpFallback):
+        _enter_lane(lookup, header)
+    return outcome
 
 
 def admit_outbound(resource: str) -> Entry | HttpFallback:
@@ -88,13 +115,27 @@ async def admit_outbound_async(resource: str) -> Entry | HttpFallback:
 def outgoing_headers() -> list[tuple[str, str]]:
     """Headers every outbound call must carry for the request it is made on behalf of
     (the lane tag, as W3C `baggage` and `x-mse-tag`). Client hooks add them before sending."""
-    return []
+    return lane_context.headers_for(lane_context.current_tag())
 
 
 def route(url: str) -> str:
     """The URL an outbound call should really go to (a lane instance of the destination
-    service, else its base instances); unchanged when no `services:` entry names its host."""
-    return url
+    service, else its base instances); unchanged when no `services:` entry names its host.
+    Compute the resource name from the URL before routing: resources name services."""
+    tag = lane_context.current_tag()
+    config = engine().config
+    lane = config.lanes.lane_name(tag) if tag is not None else None
+    return route_url(url, tag, config.services, lane)
+
+
+def route_fallback(url: str) -> str | None:
+    """After a routed call could not connect: the base URL to retry on, when `url` went to a
+    lane instance (the request never reached it, so a retry is safe); else None."""
+    tag = lane_context.current_tag()
+    if tag is None:
+        return None
+    config = engine().config
+    return base_url_for(url, config.services, config.lanes.lane_name(tag))
 
 
 # Set while a governed client call is in progress in this context: a client built on another
@@ -115,6 +156,24 @@ def mark_client() -> Token[bool]:
 def unmark_client(token: Token[bool]) -> None:
     """Undo `mark_client` (the outer hook's on_exit)."""
     _IN_CLIENT.reset(token)
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether `exc` (as any client wraps it) means the connection was refused: the request
+    never reached the server, so sending it elsewhere is safe."""
+    seen: list[object] = [exc]
+    for _ in range(8):
+        nxt: list[object] = []
+        for e in seen:
+            if isinstance(e, ConnectionRefusedError) or type(e).__name__ == "NewConnectionError":
+                return True
+            if isinstance(e, BaseException):
+                nxt += [e.__cause__, e.__context__, getattr(e, "reason", None),
+                        getattr(e, "os_error", None), *e.args[:1]]
+        seen = [e for e in nxt if isinstance(e, BaseException)]
+        if not seen:
+            return False
+    return False
 
 
 def finish(entry: Entry | None, exception: BaseException | None, status: int | None) -> None:

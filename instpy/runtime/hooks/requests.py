@@ -15,12 +15,15 @@ from instpy.runtime.call import Call
 from instpy.runtime.governance import Entry, HttpFallback
 from instpy.runtime.hooks.http import (
     admit_outbound,
+    connection_refused,
     finish,
     mark_client,
+    nested_client,
     outbound_resource,
     outgoing_headers,
     reason,
     route,
+    route_fallback,
     unmark_client,
 )
 
@@ -42,11 +45,15 @@ def _answer(request: PreparedRequest, fallback: HttpFallback) -> Response:
 
 
 def on_enter(call: Call) -> None:
+    if nested_client():
+        return  # our own retry on a base instance (see on_exit): governed by the outer call
     request: PreparedRequest = call.params["request"]
+    # The resource names the destination service; routing then picks one of its instances.
+    resource = outbound_resource(request.method or "GET", request.url or "")
     request.url = route(request.url or "")
     for name, value in outgoing_headers():
         request.headers[name] = value
-    outcome = admit_outbound(outbound_resource(request.method or "GET", request.url))
+    outcome = admit_outbound(resource)
     if isinstance(outcome, Entry):
         call.data["entry"] = outcome
         call.data["client"] = mark_client()  # urllib3 underneath must not count it again
@@ -54,9 +61,26 @@ def on_enter(call: Call) -> None:
     call.skip(_answer(request, outcome))
 
 
+def _retry_on_base(call: Call) -> None:
+    """A lane instance refused the connection: send the same request to a base instance."""
+    request: PreparedRequest = call.params["request"]
+    base = route_fallback(request.url or "")
+    if base is None:
+        return
+    request.url = base
+    try:
+        call.return_value = call.params["self"].send(request, **call.params["kwargs"])
+        call.exception = None
+    except Exception as exc:  # the base's own failure is the call's outcome
+        call.exception = exc
+
+
 def on_exit(call: Call) -> None:
-    token = call.data.get("client")
-    if token is not None:
-        unmark_client(token)
+    entry = call.data.get("entry")
+    if entry is None:
+        return
+    if call.exception is not None and connection_refused(call.exception):
+        _retry_on_base(call)  # still marked as a client call: not governed twice
+    unmark_client(call.data["client"])
     response = call.return_value
-    finish(call.data.get("entry"), call.exception, getattr(response, "status_code", None))
+    finish(entry, call.exception, getattr(response, "status_code", None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from instpy.runtime.chain import FAMILIES
+from instpy.runtime.lanes.stats import LANE_STATS
 
 if TYPE_CHECKING:
     from instpy.runtime.engine import Engine
@@ -60,4 +61,4 @@ def render(engine: Engine) -> str:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         lines.extend(name + row for row in rows[name])
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + LANE_STATS.exposition()
