@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit demo bench clean
+.PHONY: test lint unit demo bench clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ unit: $(STAMP)
 	$(PY) -m pytest -q
 
 test: lint unit
+
+demo: $(STAMP)
+	$(PY) fixtures/demo/demo.py
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py
