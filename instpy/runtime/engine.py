@@ -3,7 +3,9 @@
 State kept between calls: the current `_Snapshot` (plans per resource, system check, the
 config it came from), the statistics store (counters outlive snapshots), the event log, and the
 background helpers the config asks for (CPU sampler, /metrics listener, file watcher).
-Writers (`load`) serialise on `_swap_lock`; readers never lock: they read `_snapshot` once.
+Writers (`load`) serialise on `_swap_lock`; readers never lock: they read `_routes` (the
+snapshot's resource -> `plan.enter`, so a governed call makes one dict lookup and one call)
+and, on a miss, `_snapshot`, once each.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from instpy.runtime.hotspot import manager as hot_manager
 from instpy.runtime.hotspot.check import HotConcurrencyCheck, Lookup
 from instpy.runtime.isolation import manager as isolation_manager
 from instpy.runtime.plan import Clock, ResourcePlan, Sleep
+from instpy.runtime.stat.local_path import Enter
 from instpy.runtime.stat.store import LocalStore, StatsStore
 from instpy.runtime.system import manager as system_manager
 from instpy.runtime.system.check import SystemCheck
@@ -40,7 +43,7 @@ MAX_UNRULED = 5_000
 
 
 class _Snapshot:
-    __slots__ = ("by_rule", "config", "plans", "system", "unruled", "unruled_all",
+    __slots__ = ("by_rule", "config", "plans", "routes", "system", "unruled", "unruled_all",
                  "unruled_inbound")
 
     def __init__(self, config: GovernanceConfig, plans: dict[str, ResourcePlan],
@@ -49,6 +52,8 @@ class _Snapshot:
         self.plans = plans
         self.system = system
         self.by_rule = by_rule  # rule -> its stateful check, reused by the next build
+        # What `Engine.entry` calls: every plan's `enter`, the unruled ones added as created.
+        self.routes: dict[str, Enter] = {name: plan.enter for name, plan in plans.items()}
         self.unruled: dict[str, ResourcePlan] = {}
         self.unruled_all = config.metrics.all_resources
         self.unruled_inbound = system is not None or config.metrics.inbound
@@ -75,6 +80,7 @@ class Engine:
         self._swap_lock = threading.RLock()
         self._unruled_lock = threading.Lock()
         self._snapshot = _Snapshot(GovernanceConfig(), {}, None, {})
+        self._routes = self._snapshot.routes
         self.load(config if config is not None else GovernanceConfig())
 
     # -- the per-call API (Contract B) -------------------------------------------------------
@@ -83,15 +89,16 @@ class Engine:
               lookup: Lookup | None = None) -> Entry | Blocked:
         """Govern one call of `resource`: an Entry to exit when the call ends, or Blocked.
         A throttled call waits here (time.sleep); async code uses `entry_async`."""
-        snap = self._snapshot
-        plan = snap.plans.get(resource)
-        if plan is None:
+        route = self._routes.get(resource)
+        if route is None:
+            snap = self._snapshot
             if not (snap.unruled_all or (snap.unruled_inbound and traffic == "inbound")):
                 return IDLE_ENTRY
             plan = self._unruled(snap, resource)
             if plan is None:
                 return IDLE_ENTRY
-        return plan.enter(lookup, traffic == "inbound", self._sleep)
+            route = plan.enter
+        return route(lookup, traffic == "inbound", self._sleep)
 
     async def entry_async(self, resource: str, traffic: str = "inbound",
                           lookup: Lookup | None = None) -> Entry | Blocked:
@@ -159,6 +166,7 @@ class Engine:
             old = self._snapshot
             new = self._build(config, old)
             self._snapshot = new
+            self._routes = new.routes
             self._after_swap(config)
         for callback in list(self._subscribers):
             try:
@@ -216,6 +224,7 @@ class Engine:
                                     events=self.events, system=snap.system,
                                     inbound=self._store.inbound())
                 snap.unruled[resource] = plan
+                snap.routes[resource] = plan.enter
         return plan
 
     def _cpu_source(self, config: GovernanceConfig) -> Callable[[], float]:

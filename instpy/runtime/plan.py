@@ -18,12 +18,12 @@ from instpy.runtime.fallback import Fallback
 from instpy.runtime.flow.check import RejectCheck
 from instpy.runtime.hotspot.check import HotCheck, Lookup
 from instpy.runtime.isolation.check import IsolationCheck
+from instpy.runtime.stat import local_path
 from instpy.runtime.stat.store import InboundResourceStats, ResourceStats
-from instpy.runtime.stat.window import FREE_THREADED
+from instpy.runtime.stat.window import FREE_THREADED, LocalStats
 from instpy.runtime.system.check import SystemCheck
 
 Clock = Callable[[], int]
-_new = object.__new__
 Sleep = Callable[[float], object]
 
 
@@ -32,12 +32,19 @@ class ResourcePlan:
 
     The per-call work is chosen here, once: `enter`/`complete` are bound to the cheapest
     method that covers the resource's rules (statistics only; reject flow, isolation and a
-    breaker, lock-free on the GIL build; anything else under the resource lock).
+    breaker, lock-free on the GIL build; anything else under the resource lock). With
+    `LocalStats` counters on a GIL build the first two are stat/local_path.py's closures and
+    entry classes, which count in place; `local_stats`/`local_breaker` are set only then.
     """
 
-    __slots__ = ("breaker", "checks", "clock", "complete", "degrade", "enter", "events",
-                 "exit_hooks", "fallback", "flow_limit", "hot", "inbound", "isolation",
-                 "locked", "pass_hooks", "resource", "stats", "system", "tracked")
+    __slots__ = ("breaker", "checks", "clock", "complete", "degrade", "enter", "entry_class",
+                 "events", "exit_hooks", "fallback", "flow_limit", "hot", "inbound",
+                 "isolation", "local_breaker", "local_stats", "locked", "pass_hooks",
+                 "resource", "stats", "system", "tracked")
+    local_stats: LocalStats
+    local_breaker: BreakerCheck
+    enter: local_path.Enter
+    complete: Callable[[Entry, object], None]
 
     def __init__(self, resource: str, stats: ResourceStats, *, clock: Clock, events: EventLog,
                  checks: tuple[Check, ...] = (), hot: HotCheck | None = None,
@@ -75,6 +82,15 @@ class ResourcePlan:
         self.locked = tuple(locked)
         self.tracked = bool(checks) or system is not None
         lean = not locked and not pass_hooks and system is None and hot is None
+        # The store's fast path, chosen here rather than per call (see local_path).
+        local = type(stats) is LocalStats and not FREE_THREADED
+        self.entry_class: type[Entry] = Entry
+        if local:
+            self.local_stats = cast(LocalStats, stats)
+            self.entry_class = local_path.StatsEntry
+            if self.breaker is not None:
+                self.local_breaker = self.breaker
+                self.entry_class = local_path.BreakerEntry
         if FREE_THREADED:
             # No GIL: the byte counters are not atomic, so every call takes the lock.
             self.enter = self._enter_serial
@@ -82,9 +98,15 @@ class ResourcePlan:
         elif degrade is not None or (self.tracked and not lean):
             self.enter = self._enter_full
             self.complete = self._complete_full
+        elif self.tracked and local:
+            self.enter = local_path.lean_enter(self, self.local_stats, self._enter_lean)
+            self.complete = self._complete_full  # entries of `_enter_full` (half-open)
         elif self.tracked:
             self.enter = self._enter_lean
             self.complete = self._complete_lean
+        elif local:
+            self.enter = local_path.stats_enter(self, self.local_stats)
+            self.complete = self._complete_stats
         else:
             self.enter = self._enter_stats
             self.complete = self._complete_stats
@@ -95,7 +117,7 @@ class ResourcePlan:
                      sleep: Sleep | None) -> Entry | Blocked:
         now = self.clock()
         self.stats.on_pass(now)
-        entry = _new(Entry)
+        entry = self.entry_class()
         entry._plan = self
         entry.start_ns = now
         return entry
@@ -123,7 +145,7 @@ class ResourcePlan:
             seen = stats.inflight - 1
             stats.cancel(token, now, "isolation")
             return self._refused(now, "isolation", isolation.rule, seen)
-        entry = _new(Entry)
+        entry = self.entry_class()
         entry._plan = self
         entry.start_ns = now
         return entry

@@ -36,6 +36,7 @@ BUCKET_NS = 500_000_000
 BUCKETS = 2
 WINDOW_NS = BUCKET_NS * BUCKETS
 _NO_RT = 1 << 62
+GONE_PASSES = 1 << 40  # what a bucket that left the window answers for its pass count
 # True on free-threaded builds (3.13t+): the lock-free counting below then needs the lock.
 FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
@@ -69,7 +70,7 @@ class _Gone(bytearray):
     """The pass count of a bucket that left the window: larger than any limit."""
 
     def __len__(self) -> int:
-        return 1 << 40
+        return GONE_PASSES
 
 
 _EMPTY = Bucket.__new__(Bucket)  # the slice before the first one, or a slice with no traffic
@@ -184,7 +185,7 @@ class LocalStats:
                 seen = later
         if seen > limit:
             passed.pop()
-            return -1 if seen >= 1 << 40 else seen - 1
+            return -1 if seen >= GONE_PASSES else seen - 1
         self._inflight.append(0)
         return cur
 
