@@ -1,0 +1,99 @@
+"""What the gRPC server and client hooks share: admission, status codes, metadata.
+
+gRPC answers a refused call with a status code, not an HTTP status, and the code depends on
+which rule family refused it: a limit (system, flow, concurrency, hot parameter) is
+RESOURCE_EXHAUSTED — the code grpc's own `maximum_concurrent_rpcs` uses — while an open breaker
+or a degraded resource is UNAVAILABLE (the callee is switched off; clients may retry elsewhere).
+So these hooks need the engine's `Blocked` itself, not the HTTP answer `http.admit_*` makes of
+it; the fallback's `body` becomes the status details, its HTTP `status` does not apply.
+
+A call counts as a failure of the callee (for circuit breakers and error statistics) when it
+ends with a code gRPC maps to a 5xx (UNKNOWN, INTERNAL, UNAVAILABLE, DATA_LOSS, UNIMPLEMENTED,
+DEADLINE_EXCEEDED) or raises without setting one; NOT_FOUND, INVALID_ARGUMENT, CANCELLED and
+the like are the caller's, as 4xx are for HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import grpc  # type: ignore[import-untyped]
+
+from instpy.runtime import injected
+from instpy.runtime.entry import IDLE_ENTRY
+from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine
+
+Lookup = Callable[[str, str], object]
+
+_REFUSED = {"circuit_breaker": grpc.StatusCode.UNAVAILABLE,
+            "degrade": grpc.StatusCode.UNAVAILABLE}
+
+# grpc.StatusCode members, and the integers grpc's Cython layer reports for the same codes.
+_CALLEE_ERRORS: frozenset[object] = frozenset(
+    x
+    for code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
+                 grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+                 grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DEADLINE_EXCEEDED)
+    for x in (code, code.value[0])
+)
+_OK: frozenset[object] = frozenset((grpc.StatusCode.OK, 0))
+
+
+def admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
+    """Govern one call (sync): the Entry to exit when it ends, or why it was refused."""
+    return engine().entry(resource, traffic, lookup)
+
+
+async def admit_async(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
+    """`admit` for grpc.aio: a throttled call waits with the loop's sleep."""
+    return await engine().entry_async(resource, traffic, lookup)
+
+
+def is_idle(entry: Entry) -> bool:
+    """Nothing to record for this call (no rule, no statistics): skip the bookkeeping."""
+    return entry is IDLE_ENTRY
+
+
+def refusal_code(blocked: Blocked) -> grpc.StatusCode:
+    """RESOURCE_EXHAUSTED for limits; UNAVAILABLE for an open breaker or a degraded resource."""
+    return _REFUSED.get(blocked.family, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def refusal_details(blocked: Blocked) -> str:
+    """The configured fallback body, else a message naming the resource and the family."""
+    fallback = blocked.fallback
+    if isinstance(fallback, HttpFallback):
+        return fallback.body
+    return f"{blocked.resource} refused by instpy governance ({blocked.family})"
+
+
+def callee_error(code: object, exception: BaseException | None) -> bool:
+    """Whether a call that ended with `code` (None: never set) and `exception` failed the callee."""
+    if code is None or code in _OK:
+        return exception is not None
+    return code in _CALLEE_ERRORS
+
+
+def metadata_value(metadata: Iterable[tuple[str, object]] | None, name: str) -> object:
+    """The first value of metadata key `name` (gRPC keys are lowercase), or None."""
+    if not metadata:
+        return None
+    key = name.lower()
+    for item in metadata:
+        if item[0] == key:
+            return item[1]
+    return None
+
+
+def with_metadata(metadata: Iterable[tuple[str, str]] | None,
+                  extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The call's metadata plus `extra` pairs (keys lowercased, as gRPC requires)."""
+    out = list(metadata or ())
+    out.extend((name.lower(), value) for name, value in extra)
+    return out
+
+
+def failed(where: str, exc: BaseException) -> None:
+    """Our interceptor code raised: count it and log it once, like a raising hook; the call then
+    goes on ungoverned (fail open)."""
+    injected._record_failure(where, exc, "raised inside its gRPC interceptor")
