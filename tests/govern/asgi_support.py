@@ -11,7 +11,7 @@ import http.server as http_server
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from service_support import Reply, free_port, http, instpy, serve, until, write_rules
@@ -29,8 +29,8 @@ def build(service: Path, out: Path, key: str) -> Path:
 
 
 class Dependency:
-    """A downstream service on loopback: `/broken` answers 500, any other path 200; counts hits
-    per path."""
+    """A downstream service on loopback: paths starting with `/broken` answer 500, any other
+    path 200; counts hits per path."""
 
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
@@ -39,7 +39,7 @@ class Dependency:
         class Handler(http_server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
-                broken = self.path == "/broken"
+                broken = self.path.startswith("/broken")
                 body = b"dependency is broken" if broken else b"dependency says hi"
                 self.send_response(500 if broken else 200)
                 self.send_header("Content-Length", str(len(body)))
@@ -70,7 +70,7 @@ class Service:
     metrics_url: str
     log: Path
     dependency: Dependency
-    extra: dict[str, str] = field(default_factory=dict)
+    edits: int = 0
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
         return http("GET", self.base + path, headers)
@@ -82,9 +82,13 @@ class Service:
         return http("GET", self.metrics_url).body
 
     def rules(self, text: str, live: str = APPLIED, *, timeout: float = 3.0) -> float:
-        """Write governance.yaml; wait until the log says it was applied (or rejected)."""
+        """Write governance.yaml; wait until the log says it was applied (or rejected).
+
+        Each edit ends with a comment of its own, so writing the rules already in force is still
+        a change the service applies (and logs)."""
+        self.edits += 1
         before = self.log.read_text().count(live)
-        write_rules(self.governance, text)
+        write_rules(self.governance, f"{text}# edit {self.edits}\n")
         return until(lambda: self.log.read_text().count(live) > before, timeout)
 
     def burst(self, method: str, path: str, n: int) -> list[Reply]:

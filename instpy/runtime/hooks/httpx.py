@@ -1,0 +1,83 @@
+"""httpx outbound governance (httpx >=0.23,<1), sync and async.
+
+Choke point: `httpx._client:Client.send` and its twin `AsyncClient.send`. Every request made with
+httpx — the module functions (`httpx.get` opens a `Client`), `Client.request/get/post/...`,
+`Client.stream` — goes through `send` exactly once, with a built `Request` whose method and URL are
+final, before authentication and redirects (so a call that follows redirects is one call to its
+destination, as the caller sees it). What `send` returns is the caller's `Response`, so a blocked
+or degraded call is answered with one built from the fallback and the dependency is never
+contacted. The transports (`HTTPTransport.handle_request`, where OpenTelemetry hooks) see every
+redirect hop separately and miss custom transports (`MockTransport`, `ASGITransport`, a user's
+own); `send` governs whatever transport the client uses.
+"""
+
+from __future__ import annotations
+
+from httpx import URL, Request, Response
+
+from instpy.runtime.call import Call
+from instpy.runtime.governance import Entry, HttpFallback
+from instpy.runtime.hooks.http import (
+    admit_outbound,
+    admit_outbound_async,
+    finish,
+    mark_client,
+    nested_client,
+    outbound_resource,
+    outgoing_headers,
+    route,
+    unmark_client,
+)
+
+DISTRIBUTION = "httpx"
+VERSIONS = ">=0.23,<1"
+
+
+def _prepare(request: Request) -> str:
+    """Route the request, add the propagated headers; return its resource name."""
+    url = str(request.url)
+    routed = route(url)
+    if routed != url:
+        request.url = URL(routed)
+        request.headers["Host"] = request.url.netloc.decode("ascii")
+    for name, value in outgoing_headers():
+        request.headers[name] = value
+    return outbound_resource(request.method, routed)
+
+
+def _answer(request: Request, fallback: HttpFallback) -> Response:
+    return Response(fallback.status, headers=fallback.response_headers(),
+                    content=fallback.body.encode("utf-8"), request=request)
+
+
+def _admitted(call: Call, outcome: Entry | HttpFallback, request: Request) -> None:
+    if isinstance(outcome, Entry):
+        call.data["entry"] = outcome
+        call.data["client"] = mark_client()  # a governed client underneath must not count it
+        return
+    call.skip(_answer(request, outcome))
+
+
+def on_enter(call: Call) -> None:
+    """`Client.send`."""
+    if nested_client():
+        return  # an outer governed client already counts this call
+    request: Request = call.params["request"]
+    _admitted(call, admit_outbound(_prepare(request)), request)
+
+
+async def on_enter_async(call: Call) -> None:
+    """`AsyncClient.send`: a throttled call waits with the event loop's sleep."""
+    if nested_client():
+        return
+    request: Request = call.params["request"]
+    _admitted(call, await admit_outbound_async(_prepare(request)), request)
+
+
+def on_exit(call: Call) -> None:
+    token = call.data.get("client")
+    if token is None:
+        return
+    unmark_client(token)
+    response = call.return_value
+    finish(call.data.get("entry"), call.exception, getattr(response, "status_code", None))
