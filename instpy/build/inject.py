@@ -7,6 +7,7 @@ appear in a statement position), which is far cheaper than a full-tree transform
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import libcst as cst
 import libcst.matchers as m
@@ -21,6 +22,7 @@ _FUTURE = m.SimpleStatementLine(
     body=[m.ImportFrom(module=m.Name("__future__")), m.ZeroOrMore()]
 )
 _SuiteFn = Callable[[cst.BaseSuite], cst.BaseSuite]
+_N = TypeVar("_N", bound=cst.CSTNode)
 
 
 def _is_docstring(stmt: cst.BaseStatement) -> bool:
@@ -71,15 +73,15 @@ def _with_header(
         at = 1
     while at < len(body) and m.matches(body[at], _FUTURE):
         at += 1
-    lines: list[cst.BaseStatement] = list(trampoline.header(sorted(targets, key=lambda t: t.index)))
+    lines = trampoline.Lines(tuple(trampoline.header(sorted(targets, key=lambda t: t.index))))
     rest = list(body[at:])
     if at == 0 and rest:
         # Comments above the first statement (a shebang or coding cookie among them) stay on top.
         first = rest[0]
         if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
-            lines[0] = lines[0].with_changes(leading_lines=first.leading_lines)
+            lines = trampoline.Lines(lines.lines, first.leading_lines)
             rest[0] = first.with_changes(leading_lines=[])
-    return [*body[:at], *lines, *rest]
+    return [*body[:at], lines, *rest]
 
 
 class Injector:
@@ -102,7 +104,9 @@ class Injector:
         if isinstance(stmt, cst.FunctionDef):
             index = self.count
             self.count += 1
-            stmt = stmt.with_changes(body=self.suite(stmt.body))
+            body = self.suite(stmt.body)
+            if body is not stmt.body:
+                stmt = stmt.with_changes(body=body)
             target = self.by_index.get(index)
             if target is None:
                 return stmt
@@ -119,28 +123,66 @@ class Injector:
 
     def suite(self, suite: cst.BaseSuite) -> cst.BaseSuite:
         if isinstance(suite, cst.IndentedBlock):
-            return suite.with_changes(body=self.statements(suite.body))
+            return _with_body(suite, self.statements(suite.body))
         return suite
 
 
+def _with_body(node: _N, body: Sequence[cst.CSTNode]) -> _N:
+    """`node` with `body`, or `node` itself when no statement changed.
+
+    Building a node validates it, and instrument-all walks every block of every module: keeping
+    the untouched ones as they are is most of the walk's cost saved.
+    """
+    if _same(node.body, body):  # type: ignore[attr-defined]
+        return node
+    return node.with_changes(body=body)
+
+
+def _same(old: Sequence[object], new: Sequence[object]) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
+
+
 def _map_blocks(stmt: cst.BaseStatement, fn: _SuiteFn) -> cst.BaseStatement:
-    """Apply `fn` to every block of a compound statement, in document order."""
+    """Apply `fn` to every block of a compound statement, in document order.
+
+    Returns `stmt` itself when no block changed.
+    """
     if isinstance(stmt, cst.SimpleStatementLine) or not hasattr(stmt, "body"):
         return stmt
-    changes: dict[str, object] = {"body": fn(stmt.body)}
+    changes: dict[str, object] = {}
+    body = fn(stmt.body)
+    if body is not stmt.body:
+        changes["body"] = body
     if isinstance(stmt, cst.Try | cst.TryStar):
-        changes["handlers"] = [h.with_changes(body=fn(h.body)) for h in stmt.handlers]
+        handlers = [_with_suite(h, fn) for h in stmt.handlers]
+        if not _same(stmt.handlers, handlers):
+            changes["handlers"] = handlers
         if stmt.finalbody is not None:
-            changes["finalbody"] = stmt.finalbody.with_changes(body=fn(stmt.finalbody.body))
+            finalbody = _with_suite(stmt.finalbody, fn)
+            if finalbody is not stmt.finalbody:
+                changes["finalbody"] = finalbody
     if isinstance(stmt, cst.Match):
-        return stmt.with_changes(cases=[c.with_changes(body=fn(c.body)) for c in stmt.cases])
+        cases = [_with_suite(c, fn) for c in stmt.cases]
+        if not _same(stmt.cases, cases):
+            changes["cases"] = cases
     orelse = getattr(stmt, "orelse", None)
+    new_orelse: object = orelse
     if isinstance(orelse, cst.If):
-        changes["orelse"] = _map_blocks(orelse, fn)
+        new_orelse = _map_blocks(orelse, fn)
     elif isinstance(orelse, cst.Else):
-        changes["orelse"] = orelse.with_changes(body=fn(orelse.body))
+        new_orelse = _with_suite(orelse, fn)
+    if new_orelse is not orelse:
+        changes["orelse"] = new_orelse
     # Try's `orelse` comes before `finalbody` in both trees; with_changes keeps field order.
-    return stmt.with_changes(**changes)
+    return stmt.with_changes(**changes) if changes else stmt
+
+
+_B = TypeVar("_B", cst.ExceptHandler | cst.ExceptStarHandler, cst.Finally, cst.Else, cst.MatchCase)
+
+
+def _with_suite(node: _B, fn: _SuiteFn) -> _B:
+    body = fn(node.body)
+    return node if body is node.body else node.with_changes(body=body)
 
 
 def _indented(suite: cst.BaseSuite) -> cst.IndentedBlock:
@@ -166,7 +208,7 @@ def _instrument(func: cst.FunctionDef, target: PlannedTarget) -> cst.FunctionDef
         if not body or not _ends(body[-1]):
             body.append(trampoline.fall_through(target))
         body = [trampoline.guard(target, body)]
-    new_body = [*doc, *trampoline.prologue(target), *body]
+    new_body = [*doc, trampoline.prologue(target), *body]
     return func.with_changes(body=block.with_changes(body=new_body))
 
 
@@ -180,14 +222,14 @@ class _ReturnRewriter:
         if isinstance(stmt, cst.FunctionDef | cst.ClassDef):
             return stmt
         if isinstance(stmt, cst.SimpleStatementLine):
-            return stmt.with_changes(body=self.small(stmt.body))
+            return _with_body(stmt, self.small(stmt.body))
         return _map_blocks(stmt, self.suite)
 
     def suite(self, suite: cst.BaseSuite) -> cst.BaseSuite:
         if isinstance(suite, cst.SimpleStatementSuite):
-            return suite.with_changes(body=self.small(suite.body))
+            return _with_body(suite, self.small(suite.body))
         if isinstance(suite, cst.IndentedBlock):
-            return suite.with_changes(body=[self.statement(s) for s in suite.body])
+            return _with_body(suite, [self.statement(s) for s in suite.body])
         return suite
 
     def small(self, body: Sequence[cst.BaseSmallStatement]) -> list[cst.BaseSmallStatement]:

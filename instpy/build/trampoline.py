@@ -1,6 +1,8 @@
-"""LibCST nodes of the trampoline: the module header and the statements put into a target.
+"""The trampoline: the module header and the statements put into a target.
 
-Built directly as nodes (no template parsing) because instrument-all builds thousands of them.
+Instrument-all writes thousands of these, so the fixed statements are kept as text (`Lines`,
+`Guard`) that LibCST writes out in place, indented like the block around them; only a rewritten
+`return`, which wraps the user's own expression, is built from nodes.
 Every name starts with the reserved prefix; the only module referenced is `_instpy_rt`, the
 alias of `instpy.runtime.injected`. The shape is documented in docs/injection-rules.md.
 """
@@ -8,8 +10,11 @@ alias of `instpy.runtime.injected`. The shape is documented in docs/injection-ru
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import libcst as cst
+from libcst._nodes.internal import CodegenState, visit_required, visit_sequence
+from libcst._visitors import CSTVisitorT
 
 from instpy.build.functions import ASYNC_GENERATOR, COROUTINE
 from instpy.build.plan import PlannedTarget
@@ -44,15 +49,6 @@ def _call(func: cst.BaseExpression, *args: cst.BaseExpression) -> cst.Call:
     return cst.Call(func=func, args=[cst.Arg(value=a) for a in args])
 
 
-def _strings(values: Sequence[str]) -> cst.Tuple:
-    # ascii() keeps the header encodable in whatever encoding the file declares.
-    return cst.Tuple([cst.Element(cst.SimpleString(ascii(v))) for v in values])
-
-
-def _line(*small: cst.BaseSmallStatement) -> cst.SimpleStatementLine:
-    return cst.SimpleStatementLine(body=list(small))
-
-
 def _assign(target: str | cst.BaseAssignTargetExpression, value: cst.BaseExpression) -> cst.Assign:
     node = cst.Name(target) if isinstance(target, str) else target
     return cst.Assign(targets=[cst.AssignTarget(target=node)], value=value)
@@ -62,10 +58,6 @@ def _is_none(name: str) -> cst.Comparison:
     return cst.Comparison(cst.Name(name), [cst.ComparisonTarget(cst.Is(), cst.Name("None"))])
 
 
-def _if(test: cst.BaseExpression, *body: cst.BaseStatement) -> cst.If:
-    return cst.If(test=test, body=cst.IndentedBlock(body=list(body)))
-
-
 def _runtime(target: PlannedTarget, helper: str, *args: cst.BaseExpression) -> cst.BaseExpression:
     """`_instpy_rt.helper(args)`, awaited (and the async twin) in async functions."""
     if is_async(target):
@@ -73,48 +65,112 @@ def _runtime(target: PlannedTarget, helper: str, *args: cst.BaseExpression) -> c
     return _call(_attr(RT, helper), *args)
 
 
-def header(targets: Sequence[PlannedTarget]) -> list[cst.SimpleStatementLine]:
+def _tuple(items: Sequence[str]) -> str:
+    """A parenthesised tuple display, written the way LibCST writes a `Tuple` node."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _await(target: PlannedTarget, helper: str) -> str:
+    return f"await {RT}.a{helper}" if is_async(target) else f"{RT}.{helper}"
+
+
+@dataclass(frozen=True)
+class Lines(cst.BaseStatement):
+    """Generated statements kept as text: one `(depth, code)` per line.
+
+    Instrument-all writes some 20 trampoline lines per function; as nodes they cost more to build
+    (each one is validated) and to write out than the user's code around them. Code generation
+    puts each line at the indentation of the block it sits in, plus `depth` of the module's
+    default indent, and ends it with the module's newline, exactly as LibCST writes the same
+    statements built as nodes (tests/build compare the two).
+    """
+
+    lines: tuple[tuple[int, str], ...]
+    leading_lines: Sequence[cst.EmptyLine] = ()
+
+    def _visit_and_replace_children(self, visitor: CSTVisitorT) -> Lines:
+        return Lines(self.lines, visit_sequence(self, "leading_lines", self.leading_lines, visitor))
+
+    def _codegen_impl(self, state: CodegenState) -> None:
+        for empty in self.leading_lines:
+            empty._codegen(state)
+        _write(state, self.lines)
+
+
+def _write(state: CodegenState, lines: Sequence[tuple[int, str]]) -> None:
+    indent, newline = state.default_indent, state.default_newline
+    for depth, code in lines:
+        state.add_indent_tokens()
+        state.add_token(indent * depth + code)
+        # Its own token: Module drops the last one when the file has no final newline.
+        state.add_token(newline)
+
+
+@dataclass(frozen=True)
+class Guard(cst.BaseStatement):
+    """`try:` around the (rewritten) body, then the handler that shows exceptions to exit hooks."""
+
+    body: cst.IndentedBlock
+    handler: tuple[tuple[int, str], ...]
+
+    def _visit_and_replace_children(self, visitor: CSTVisitorT) -> Guard:
+        return Guard(visit_required(self, "body", self.body, visitor), self.handler)
+
+    def _codegen_impl(self, state: CodegenState) -> None:
+        state.add_indent_tokens()
+        state.add_token("try:")
+        self.body._codegen(state)  # its header ends the `try:` line
+        _write(state, self.handler)
+
+
+def header(targets: Sequence[PlannedTarget]) -> list[tuple[int, str]]:
     """The import and one `Target` per injected function, created at module import."""
-    runtime_module = cst.Attribute(
-        value=cst.Attribute(value=cst.Name("instpy"), attr=cst.Name("runtime")),
-        attr=cst.Name("injected"),
-    )
-    alias = cst.ImportAlias(name=runtime_module, asname=cst.AsName(_name(RT)))
-    lines = [_line(cst.Import(names=[alias]))]
+    lines = [(0, HEADER_IMPORT)]
     for t in targets:
-        args: list[cst.BaseExpression] = [cst.SimpleString(ascii(t.fingerprint)), _strings(t.keys)]
-        args += [_strings(t.on_enter), _strings(t.on_exit)]
-        lines.append(_line(_assign(target_name(t), _call(_attr(RT, "Target"), *args))))
+        args = ", ".join(
+            [ascii(t.fingerprint), *(_tuple([ascii(v) for v in vs])
+                                     for vs in (t.keys, t.on_enter, t.on_exit))]
+        )
+        lines.append((0, f"{target_name(t)} = {RT}.Target({args})"))
     return lines
 
 
-def _skip_return(target: PlannedTarget) -> cst.SimpleStatementLine:
+def _skip_return(target: PlannedTarget) -> str:
     if target.kind == ASYNC_GENERATOR:
-        return _line(cst.Return(value=None))  # an async generator cannot return a value
-    return _line(cst.Return(value=_attr(CALL, "return_value")))
+        return "return"  # an async generator cannot return a value
+    return f"return {CALL}.return_value"
 
 
-def _rebind(target: PlannedTarget) -> cst.SimpleStatementLine:
-    names = cst.Tuple([cst.Element(cst.Name(p)) for p in target.params], lpar=[], rpar=[])
-    return _line(_assign(names, _attr(CALL, "args")))
-
-
-def prologue(target: PlannedTarget) -> list[cst.BaseStatement]:
+def prologue(target: PlannedTarget) -> Lines:
     """The statements before the body: one flag check, then the enter hooks when active."""
     tname = target_name(target)
-    values = cst.Tuple([cst.Element(cst.Name(p)) for p in target.params])
-    enter = _line(_assign(CALL, _runtime(target, "enter", _name(tname), values)))
-    skip = _if(_attr(CALL, "skipped"), _skip_return(target))
+    params = target.params
+    enter = f"{CALL} = {_await(target, 'enter')}({tname}, {_tuple(params)})"
+    names = f"{params[0]}," if len(params) == 1 else ", ".join(params)
+    rebind = f"{names} = {CALL}.args"
     if target.on_exit:
         # With exit hooks `enter` always returns the call, which the exit path needs.
-        active_body: list[cst.BaseStatement] = [enter, skip]
-        if target.params:
-            active_body.append(_rebind(target))
-        return [_line(_assign(CALL, _name("None"))), _if(_attr(tname, "active"), *active_body)]
+        lines = [
+            (0, f"{CALL} = None"),
+            (0, f"if {tname}.active:"),
+            (1, enter),
+            (1, f"if {CALL}.skipped:"),
+            (2, _skip_return(target)),
+        ]
+        if params:
+            lines.append((1, rebind))
+        return Lines(tuple(lines))
     # Without exit hooks `enter` returns None unless the call must skip or rebind parameters.
-    not_none = cst.Comparison(cst.Name(CALL), [cst.ComparisonTarget(cst.IsNot(), cst.Name("None"))])
-    acted = [skip, _rebind(target)] if target.params else [skip]
-    return [_if(_attr(tname, "active"), enter, _if(not_none, *acted))]
+    lines = [
+        (0, f"if {tname}.active:"),
+        (1, enter),
+        (1, f"if {CALL} is not None:"),
+        (2, f"if {CALL}.skipped:"),
+        (3, _skip_return(target)),
+    ]
+    if params:
+        lines.append((2, rebind))
+    return Lines(tuple(lines))
 
 
 def leave_value(target: PlannedTarget, value: cst.BaseExpression) -> cst.IfExp:
@@ -149,18 +205,15 @@ def rewrite_return(target: PlannedTarget, ret: cst.Return) -> list[cst.BaseSmall
 
 def fall_through(target: PlannedTarget) -> cst.SimpleStatementLine:
     """Appended to a body that can end without `return`."""
-    return _line(*rewrite_return(target, cst.Return(value=None)))
+    return cst.SimpleStatementLine(body=rewrite_return(target, cst.Return(value=None)))
 
 
-def guard(target: PlannedTarget, body: Sequence[cst.BaseStatement]) -> cst.Try:
+def guard(target: PlannedTarget, body: Sequence[cst.BaseStatement]) -> Guard:
     """`try: body` with one handler that shows the exception to the exit hooks."""
-    failed = cst.BooleanOperation(
-        left=_is_none(CALL), operator=cst.Or(),
-        right=_runtime(target, "fail", _name(CALL), _name(EXC)),
+    handler = (
+        (0, f"except BaseException as {EXC}:"),
+        (1, f"if {CALL} is None or {_await(target, 'fail')}({CALL}, {EXC}):"),
+        (2, "raise"),
+        (1, _skip_return(target)),
     )
-    handler = cst.ExceptHandler(
-        type=_name("BaseException"),
-        name=cst.AsName(_name(EXC)),
-        body=cst.IndentedBlock(body=[_if(failed, _line(cst.Raise())), _skip_return(target)]),
-    )
-    return cst.Try(body=cst.IndentedBlock(body=list(body)), handlers=[handler])
+    return Guard(cst.IndentedBlock(body=list(body)), handler)
