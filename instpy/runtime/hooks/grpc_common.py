@@ -40,7 +40,10 @@ _OK: frozenset[object] = frozenset((grpc.StatusCode.OK, 0))
 
 
 def admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
-    """Govern one call (sync): the Entry to exit when it ends, or why it was refused."""
+    """Govern one call (sync): the Entry to exit when it ends, or why it was refused.
+
+    Unlike `http.admit_inbound`, this takes no request-scoped state (the lane tag) from the
+    call's metadata: the shared layer has no public function for that yet."""
     return engine().entry(resource, traffic, lookup)
 
 

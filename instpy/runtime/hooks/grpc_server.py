@@ -9,7 +9,8 @@ imported `grpc`. Why the factories and not grpc's dispatch:
   rewrite there, while its interceptor API is public.
 * The sync dispatch (`grpc._server._handle_call`, `_find_method_handler`) is private, changes
   between releases, and runs on the server's single polling thread: a throttled call waiting
-  there would stall every other call. Interceptors are public API since 1.x and stable.
+  there would stall every other call. Server interceptors are documented API (still labelled
+  experimental) with the same shape since grpcio 1.10, and OpenTelemetry relies on them too.
 
 The interceptor is given the method's handler after grpc found it (an unknown method is answered
 UNIMPLEMENTED by grpc and not governed) and returns the same kind of handler with a governed
@@ -22,7 +23,7 @@ Streaming: all four kinds are governed. Admission happens when the call starts; 
 streaming response the entry stays open until the stream ends (so concurrency limits count open
 streams and RT is the stream's duration). Hot parameters come from the call's metadata
 (`from: header`). On a `grpc.aio` server a plain (non-async) servicer method is left ungoverned:
-aio can only abort from a coroutine.
+aio can only abort from a coroutine. Tested with grpcio 1.85.
 """
 
 from __future__ import annotations
