@@ -92,7 +92,7 @@ class ResourcePlan:
                 self.local_breaker = self.breaker
                 self.entry_class = local_path.BreakerEntry
         if FREE_THREADED:
-            # No GIL: the byte counters are not atomic, so every call takes the lock.
+            # No GIL: the deque counters are not atomic, so every call takes the lock.
             self.enter = self._enter_serial
             self.complete = self._complete_serial
         elif degrade is not None or (self.tracked and not lean):

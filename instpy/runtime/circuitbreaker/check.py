@@ -11,9 +11,14 @@ Sentinel does.
 Counting while closed takes no lock on GIL builds (`count`), and stays exact:
 
 * a slot counts its calls and its bad calls as bytes appended to two `bytearray`s (`append`
-  and `len` are single C calls, atomic under the GIL); a call appends first and reads after,
-  so of racing calls the last to append sees them all: the crossing is never missed, and
-  since every call appends exactly once, nothing is counted twice;
+  and `len` are single C calls, atomic under the GIL; a byte per call keeps a long window at
+  a high rate small); a call appends first and reads after, so of racing calls the last to
+  append sees them all: a crossing that persists is never missed, and since every call
+  appends exactly once, nothing is counted twice;
+* a call appends to `total` before `bad`, and reads `bad` before `total`: what it reads is
+  never a higher ratio than the counters held at its second read, so it never opens on a
+  ratio that did not occur (the error count and `min_requests` only grow, so they are exact
+  in either order);
 * the window's total is the current slot's `base` (the earlier slots of the window, summed
   once when the slot starts, under `_roll_lock`) plus its own length;
 * a slot is `sealed` before its lengths are folded into the next slot's base, so a thread
@@ -44,11 +49,13 @@ _BUCKETS = 10
 class _Slot:
     """One tenth of the window: this slot's calls and bad calls, and the earlier slots' sums."""
 
-    __slots__ = ("bad", "base_bad", "base_total", "folded_bad", "folded_total", "index",
-                 "sealed", "total", "window")
+    __slots__ = ("bad", "base_bad", "base_total", "end_ns", "folded_bad", "folded_total",
+                 "index", "sealed", "total", "window")
 
-    def __init__(self, index: int, base_total: int, base_bad: int, window: int) -> None:
+    def __init__(self, index: int, end_ns: int, base_total: int, base_bad: int,
+                 window: int) -> None:
         self.index = index
+        self.end_ns = end_ns
         self.total = bytearray()
         self.bad = bytearray()
         self.base_total = base_total
@@ -79,7 +86,7 @@ class BreakerCheck:
         self.probes_ok = 0
         self._roll_lock = threading.Lock()
         self._window = 0
-        self._slot = _Slot(-(1 << 62), 0, 0, 0)  # the first call rolls a real one
+        self._slot = _Slot(-(1 << 62), -(1 << 62), 0, 0, 0)  # the first call rolls a real one
         # Final counts of the sealed slots, by slot index modulo the window's slot count.
         self._ring_index = [-1] * _BUCKETS
         self._ring_total = [0] * _BUCKETS
@@ -91,21 +98,20 @@ class BreakerCheck:
         """Count one completion while closed; the value that crossed the threshold (the
         caller then opens under the resource lock, see `open_if_closed`), else None."""
         bad = rt_ns > self.max_rt_ns if self.slow else error
-        index = now_ns // self.bucket_ns
         slot = self._slot
-        if index > slot.index:
-            slot = self._roll(index)
-        # An older index (a thread that stalled since reading the clock) counts in the
+        if now_ns >= slot.end_ns:
+            slot = self._roll(now_ns // self.bucket_ns)
+        # An earlier time (a thread that stalled since reading the clock) counts in the
         # current slot: never in one that may already be folded.
         slot.total.append(0)
         if bad:
             slot.bad.append(0)
         if slot.sealed:
             slot = self._late(slot)
+        bad_n = slot.base_bad + len(slot.bad)  # bad first: see the module docstring
         total = slot.base_total + len(slot.total)
         if total < self.min_requests:
             return None
-        bad_n = slot.base_bad + len(slot.bad)
         if self.count_errors:
             return bad_n if bad_n >= self.threshold else None
         ratio = bad_n / total
@@ -139,14 +145,14 @@ class BreakerCheck:
                 if ring_index[i] == s:
                     base_total += ring_total[i]
                     base_bad += ring_bad[i]
-            new = _Slot(index, base_total, base_bad, self._window)
+            new = _Slot(index, (index + 1) * self.bucket_ns, base_total, base_bad, self._window)
             self._slot = new
             return new
 
     def _seal(self, slot: _Slot) -> None:
         slot.sealed = True  # before reading the lengths: a later append then sees it
+        bad = slot.folded_bad = len(slot.bad)  # bad first, as in `count`
         total = slot.folded_total = len(slot.total)
-        bad = slot.folded_bad = len(slot.bad)
         if slot.index >= 0 and slot.window == self._window:
             i = slot.index % _BUCKETS
             self._ring_index[i] = slot.index
@@ -157,9 +163,9 @@ class BreakerCheck:
         """This thread appended to a slot that was already sealed: add what the fold missed
         to the slot's final counts and to the current slot's base (when still in its window)."""
         with self._roll_lock:
-            total = len(slot.total)
             bad = len(slot.bad)
-            extra_total = total - slot.folded_total
+            total = len(slot.total)
+            extra_total = total - slot.folded_total  # added to the bases before `bad`
             extra_bad = bad - slot.folded_bad
             slot.folded_total = total
             slot.folded_bad = bad
@@ -183,12 +189,13 @@ class BreakerCheck:
             self._ring_index = [-1] * _BUCKETS
             self._ring_total = [0] * _BUCKETS
             self._ring_bad = [0] * _BUCKETS
-            self._slot = _Slot(index, 0, 0, self._window)
+            self._slot = _Slot(index, (index + 1) * self.bucket_ns, 0, 0, self._window)
 
     def window_counts(self) -> tuple[int, int]:
         """(calls, bad calls) in the window as of the current slot (tests, reporting)."""
         slot = self._slot
-        return slot.base_total + len(slot.total), slot.base_bad + len(slot.bad)
+        bad = slot.base_bad + len(slot.bad)
+        return slot.base_total + len(slot.total), bad
 
     # -- under the resource lock -------------------------------------------------------------
 

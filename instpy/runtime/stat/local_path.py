@@ -7,7 +7,7 @@ workers, say) keeps the generic path that goes through the `ResourceStats` proto
 What it saves per call, against the generic path: `enter` is one closure that counts straight
 into the current bucket (no `on_pass`/`admit` call), and the entry's class records the
 completion in its own `exit` (no `plan.complete` and `on_complete` calls). The counting and
-its exactness are LocalStats' own (stat/window.py): passes and in-flight calls are bytes
+its exactness are LocalStats' own (stat/window.py): passes and in-flight calls are items
 appended before the window is read, completions and errors `itertools.count` steps.
 A blocked call, a thread that stalled past its bucket and a breaker that is not closed take
 the plan's generic methods.
@@ -103,8 +103,8 @@ def stats_enter(plan: ResourcePlan, stats: LocalStats) -> Enter:
         cur = stats.cur
         if now >= cur.end_ns:
             cur = roll(now)
-        cur.passed.append(0)
-        inflight.append(0)
+        cur.passed.append(None)
+        inflight.append(None)
         entry = new()
         entry._plan = plan
         entry.start_ns = now
@@ -140,7 +140,7 @@ def lean_enter(plan: ResourcePlan, stats: LocalStats, generic: Enter) -> Enter:
             return generic(lookup, inbound, sleep)  # re-timed there
         if flow:
             passed = cur.passed
-            passed.append(0)  # counted before the window is read: see LocalStats.admit
+            passed.append(None)  # counted before the window is read: see LocalStats.admit
             n = len(passed)
             seen = n + len(cur.prev.passed)
             nxt = cur.next
@@ -154,8 +154,8 @@ def lean_enter(plan: ResourcePlan, stats: LocalStats, generic: Enter) -> Enter:
                     return generic(lookup, inbound, sleep)  # re-timed there
                 return plan._blocked(now, "flow", plan.checks[0].rule, seen - 1)
         else:
-            cur.passed.append(0)
-        inflight.append(0)
+            cur.passed.append(None)
+        inflight.append(None)
         if max_inflight >= 0 and len(inflight) > max_inflight:
             seen = len(inflight) - 1
             stats.cancel(cur, now, "isolation")
