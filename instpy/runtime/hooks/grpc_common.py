@@ -22,6 +22,7 @@ import grpc  # type: ignore[import-untyped]
 from instpy.runtime import injected
 from instpy.runtime.entry import IDLE_ENTRY
 from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine
+from instpy.runtime.hooks.http import enter_lane
 
 Lookup = Callable[[str, str], object]
 
@@ -39,17 +40,26 @@ _CALLEE_ERRORS: frozenset[object] = frozenset(
 _OK: frozenset[object] = frozenset((grpc.StatusCode.OK, 0))
 
 
-def admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
-    """Govern one call (sync): the Entry to exit when it ends, or why it was refused.
+def _lane(result: Entry | Blocked, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
+    """An admitted inbound call takes its lane tag from its metadata, as HTTP requests do."""
+    if traffic == "inbound" and lookup is not None and not isinstance(result, Blocked):
 
-    Unlike `http.admit_inbound`, this takes no request-scoped state (the lane tag) from the
-    call's metadata: the shared layer has no public function for that yet."""
-    return engine().entry(resource, traffic, lookup)
+        def header(name: str) -> str | None:
+            value = lookup("header", name)
+            return None if value is None else str(value)
+
+        enter_lane(lookup, header)
+    return result
+
+
+def admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
+    """Govern one call (sync): the Entry to exit when it ends, or why it was refused."""
+    return _lane(engine().entry(resource, traffic, lookup), traffic, lookup)
 
 
 async def admit_async(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
     """`admit` for grpc.aio: a throttled call waits with the loop's sleep."""
-    return await engine().entry_async(resource, traffic, lookup)
+    return _lane(await engine().entry_async(resource, traffic, lookup), traffic, lookup)
 
 
 def is_idle(entry: Entry) -> bool:

@@ -60,7 +60,7 @@ async def _admit_async(resource: str, traffic: str, lookup: Lookup | None) -> En
     return result
 
 
-def _enter_lane(lookup: Lookup | None, header: HeaderGetter) -> None:
+def enter_lane(lookup: Lookup | None, header: HeaderGetter) -> None:
     """Give the admitted request its lane tag: the one an upstream service sent, else the tag of
     the first lane it matches (this service is the first governed hop), else none (base)."""
     tag = lane_context.tag_from_headers(header)
@@ -88,7 +88,7 @@ def admit_inbound(
     """
     outcome = _admit(resource, "inbound", lookup)
     if not isinstance(outcome, HttpFallback):
-        _enter_lane(lookup, header)
+        enter_lane(lookup, header)
     return outcome
 
 
@@ -98,7 +98,7 @@ async def admit_inbound_async(
     """`admit_inbound` for async servers: a throttled request waits with the loop's sleep."""
     outcome = await _admit_async(resource, "inbound", lookup)
     if not isinstance(outcome, HttpFallback):
-        _enter_lane(lookup, header)
+        enter_lane(lookup, header)
     return outcome
 
 
