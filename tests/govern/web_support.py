@@ -42,6 +42,8 @@ class Server:
 
     def rules(self, text: str, live: str = APPLIED, *, timeout: float = 3.0) -> float:
         """Write governance.yaml; wait until the log says it was applied (or rejected)."""
+        if self.governance.read_text() == text:
+            return 0.0  # unchanged: nothing to reload
         before = self.log.read_text().count(live)
         write_rules(self.governance, text)
         return until(lambda: self.log.read_text().count(live) > before, timeout)
