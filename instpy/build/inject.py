@@ -203,9 +203,10 @@ def _instrument(func: cst.FunctionDef, target: PlannedTarget) -> cst.FunctionDef
     if body and _is_docstring(body[0]):
         doc = [body.pop(0)]
     if target.on_exit:
+        falls_through = not body or not _ends(body[-1])
         rewriter = _ReturnRewriter(target)
         body = [rewriter.statement(s) for s in body]
-        if not body or not _ends(body[-1]):
+        if falls_through:
             body.append(trampoline.fall_through(target))
         body = [trampoline.guard(target, body)]
     new_body = [*doc, trampoline.prologue(target), *body]
@@ -236,10 +237,7 @@ class _ReturnRewriter:
         out: list[cst.BaseSmallStatement] = []
         for small in body:
             if isinstance(small, cst.Return):
-                new = trampoline.rewrite_return(self.target, small)
-                # The last statement keeps the original's separator (`;` or none).
-                new[-1] = new[-1].with_changes(semicolon=small.semicolon)
-                out.extend(new)
+                out.append(trampoline.ReturnThrough(self.target, small))
             else:
                 out.append(small)
         return out

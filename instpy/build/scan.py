@@ -157,7 +157,7 @@ def scan_source(
         result.warnings.append(f"{where}:{line}: cannot parse ({exc}); left unchanged")
         return result
     result.parsed = True
-    for fn in collect_functions(tree):
+    for fn in collect_functions(tree, may_yield=b"yield" in data):
         matched = [r for r in rules if r.matches_function(fn.class_path, fn.name)]
         if not matched:
             continue

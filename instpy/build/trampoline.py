@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst._nodes.internal import CodegenState, visit_required, visit_sequence
+from libcst._nodes.internal import (
+    CodegenState,
+        visit_required,
+    visit_sequence,
+)
 from libcst._visitors import CSTVisitorT
 
 from instpy.build.functions import ASYNC_GENERATOR, COROUTINE
@@ -32,37 +36,6 @@ def target_name(target: PlannedTarget) -> str:
 
 def is_async(target: PlannedTarget) -> bool:
     return target.kind in (COROUTINE, ASYNC_GENERATOR)
-
-
-def _name(value: str) -> cst.Name:
-    return cst.Name(value)
-
-
-def _attr(base: str, *parts: str) -> cst.BaseExpression:
-    node: cst.BaseExpression = cst.Name(base)
-    for part in parts:
-        node = cst.Attribute(value=node, attr=cst.Name(part))
-    return node
-
-
-def _call(func: cst.BaseExpression, *args: cst.BaseExpression) -> cst.Call:
-    return cst.Call(func=func, args=[cst.Arg(value=a) for a in args])
-
-
-def _assign(target: str | cst.BaseAssignTargetExpression, value: cst.BaseExpression) -> cst.Assign:
-    node = cst.Name(target) if isinstance(target, str) else target
-    return cst.Assign(targets=[cst.AssignTarget(target=node)], value=value)
-
-
-def _is_none(name: str) -> cst.Comparison:
-    return cst.Comparison(cst.Name(name), [cst.ComparisonTarget(cst.Is(), cst.Name("None"))])
-
-
-def _runtime(target: PlannedTarget, helper: str, *args: cst.BaseExpression) -> cst.BaseExpression:
-    """`_instpy_rt.helper(args)`, awaited (and the async twin) in async functions."""
-    if is_async(target):
-        return cst.Await(_call(_attr(RT, f"a{helper}"), *args))
-    return _call(_attr(RT, helper), *args)
 
 
 def _tuple(items: Sequence[str]) -> str:
@@ -173,39 +146,51 @@ def prologue(target: PlannedTarget) -> Lines:
     return Lines(tuple(lines))
 
 
-def leave_value(target: PlannedTarget, value: cst.BaseExpression) -> cst.IfExp:
+def _leave(target: PlannedTarget, value: str) -> str:
     """`value if _instpy_c is None else <leave>(_instpy_c, value)` (value must be a name)."""
-    return cst.IfExp(
-        test=_is_none(CALL), body=value, orelse=_runtime(target, "leave", _name(CALL), value)
-    )
+    return f"{value} if {CALL} is None else {_await(target, 'leave')}({CALL}, {value})"
 
 
-def rewrite_return(target: PlannedTarget, ret: cst.Return) -> list[cst.BaseSmallStatement]:
-    """One of the target's own `return` statements, routed through the exit hooks."""
-    if target.kind == ASYNC_GENERATOR:
-        # Nothing to return: just let the exit hooks see the end (they may still raise).
-        notify = cst.BooleanOperation(
-            left=_is_none(CALL), operator=cst.Or(),
-            right=_runtime(target, "leave", _name(CALL), _name("None")),
-        )
-        return [cst.Expr(notify), ret]
-    if ret.value is None:
-        return [ret.with_changes(value=leave_value(target, _name("None")),
-                                 whitespace_after_return=cst.SimpleWhitespace(" "))]
-    # Bind first: the value is evaluated once and never re-parenthesised or duplicated.
-    # `return(x)` has no space after the keyword; the new value needs one.
-    return [
-        _assign(RESULT, ret.value),
-        ret.with_changes(
-            value=leave_value(target, _name(RESULT)),
-            whitespace_after_return=cst.SimpleWhitespace(" "),
-        ),
-    ]
+@dataclass(frozen=True)
+class ReturnThrough(cst.BaseSmallStatement):
+    """One of the target's own `return` statements, routed through the exit hooks.
+
+    Written as `_instpy_r = <value>; return <leave _instpy_r>` on the original line (the value is
+    evaluated once and never re-parenthesised or duplicated), `return <leave None>` without a
+    value, and `<leave None>; return` in an async generator, which cannot return a value. The
+    original's `;` separator, if any, is kept.
+    """
+
+    target: PlannedTarget
+    ret: cst.Return  # the original
+
+    def _visit_and_replace_children(self, visitor: CSTVisitorT) -> ReturnThrough:
+        return ReturnThrough(self.target, visit_required(self, "ret", self.ret, visitor))
+
+    def _codegen_impl(self, state: CodegenState, default_semicolon: bool = False) -> None:
+        ret = self.ret
+        if self.target.kind == ASYNC_GENERATOR:
+            # Nothing to return: just let the exit hooks see the end (they may still raise).
+            state.add_token(f"{CALL} is None or {_await(self.target, 'leave')}({CALL}, None); ")
+            ret._codegen(state, default_semicolon=default_semicolon)
+            return
+        if ret.value is None:
+            state.add_token(f"return {_leave(self.target, 'None')}")
+        else:
+            state.add_token(f"{RESULT} = ")
+            ret.value._codegen(state)
+            state.add_token(f"; return {_leave(self.target, RESULT)}")
+        if isinstance(ret.semicolon, cst.Semicolon):
+            ret.semicolon._codegen(state)
+        elif default_semicolon:
+            state.add_token("; ")
 
 
-def fall_through(target: PlannedTarget) -> cst.SimpleStatementLine:
+def fall_through(target: PlannedTarget) -> Lines:
     """Appended to a body that can end without `return`."""
-    return cst.SimpleStatementLine(body=rewrite_return(target, cst.Return(value=None)))
+    if target.kind == ASYNC_GENERATOR:
+        return Lines(((0, f"{CALL} is None or {_await(target, 'leave')}({CALL}, None); return"),))
+    return Lines(((0, f"return {_leave(target, 'None')}"),))
 
 
 def guard(target: PlannedTarget, body: Sequence[cst.BaseStatement]) -> Guard:

@@ -183,3 +183,66 @@ def test_future_line_with_other_imports(tmp_path: Path) -> None:
     out = rewrite(tmp_path, source, match_all(tmp_path))
     compile(out, "mod.py", "exec")
     assert out.splitlines()[2] == b"import instpy.runtime.injected as _instpy_rt"
+
+
+ASYNC_BEFORE = '''\
+async def c(x, /, y):
+    await x
+    if y: return; z = 1
+async def g(a):
+    yield a
+    return'''  # no final newline: the last generated line must keep its own
+
+ASYNC_AFTER = '''\
+import instpy.runtime.injected as _instpy_rt
+_instpy_t0 = _instpy_rt.Target('mod:c', ('x', 'y'), ('h:enter',), ('h:exit',))
+_instpy_t1 = _instpy_rt.Target('mod:g', ('a',), ('h:enter',), ('h:exit',))
+async def c(x, /, y):
+    _instpy_c = None
+    if _instpy_t0.active:
+        _instpy_c = await _instpy_rt.aenter(_instpy_t0, (x, y))
+        if _instpy_c.skipped:
+            return _instpy_c.return_value
+        x, y = _instpy_c.args
+    try:
+        await x
+        if y: return None if _instpy_c is None else await _instpy_rt.aleave(_instpy_c, None); z = 1
+        return None if _instpy_c is None else await _instpy_rt.aleave(_instpy_c, None)
+    except BaseException as _instpy_e:
+        if _instpy_c is None or await _instpy_rt.afail(_instpy_c, _instpy_e):
+            raise
+        return _instpy_c.return_value
+async def g(a):
+    _instpy_c = None
+    if _instpy_t1.active:
+        _instpy_c = await _instpy_rt.aenter(_instpy_t1, (a,))
+        if _instpy_c.skipped:
+            return
+        a, = _instpy_c.args
+    try:
+        yield a
+        _instpy_c is None or await _instpy_rt.aleave(_instpy_c, None); return
+    except BaseException as _instpy_e:
+        if _instpy_c is None or await _instpy_rt.afail(_instpy_c, _instpy_e):
+            raise
+        return'''  # noqa: E501 (generated code keeps each return on its own line)
+
+
+def test_async_pair_without_final_newline(tmp_path: Path) -> None:
+    rule = "- {name: r, match: regex, module: mod, function: 'c|g', on_enter: h:enter, "
+    rules = rules_file(tmp_path, rule + "on_exit: h:exit}\n")
+    out = rewrite(tmp_path, ASYNC_BEFORE, rules)
+    assert out.decode() == ASYNC_AFTER
+
+
+def test_no_params_enter_only(tmp_path: Path) -> None:
+    out = rewrite(tmp_path, "def f():\n  return 1\n", _rules(tmp_path, "f", exit_hook=False))
+    assert out.decode().splitlines()[2:] == [
+        "def f():",
+        "  if _instpy_t0.active:",
+        "    _instpy_c = _instpy_rt.enter(_instpy_t0, ())",  # the module's indent: 2 spaces
+        "    if _instpy_c is not None:",
+        "      if _instpy_c.skipped:",
+        "        return _instpy_c.return_value",
+        "  return 1",
+    ]
