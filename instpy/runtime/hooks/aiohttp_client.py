@@ -87,6 +87,8 @@ async def on_enter(call: Call) -> None:
     session: ClientSession = params["self"]
     url = session._build_url(params["str_or_url"])
     full = str(url)
+    method: str = params["method"]
+    resource = outbound_resource(method, full)  # before routing: resources name services
     routed = route(full)
     if routed != full:
         url = URL(routed)
@@ -97,8 +99,7 @@ async def on_enter(call: Call) -> None:
         for name, value in extra:
             headers[name] = value
         params["headers"] = headers
-    method: str = params["method"]
-    outcome = await admit_outbound_async(outbound_resource(method, str(url)))
+    outcome = await admit_outbound_async(resource)
     if isinstance(outcome, Entry):
         call.data["entry"] = outcome
         call.data["client"] = mark_client()

@@ -73,6 +73,8 @@ def on_enter(call: Call) -> None:
     url: str = params["url"]
     relative = url.startswith("/")
     full = _origin(params["self"]) + url if relative else url
+    method: str = params["method"]
+    resource = outbound_resource(method, full)  # before routing: resources name services
     routed = route(full)
     if routed != full:
         origin = _origin(params["self"])
@@ -86,8 +88,7 @@ def on_enter(call: Call) -> None:
         for name, value in extra:
             merged[name] = value
         params["headers"] = merged
-    method: str = params["method"]
-    outcome = admit_outbound(outbound_resource(method, full))
+    outcome = admit_outbound(resource)
     if isinstance(outcome, Entry):
         call.data["entry"] = outcome
         call.data["client"] = mark_client()
