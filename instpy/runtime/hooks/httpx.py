@@ -20,12 +20,14 @@ from instpy.runtime.governance import Entry, HttpFallback
 from instpy.runtime.hooks.http import (
     admit_outbound,
     admit_outbound_async,
+    connection_refused,
     finish,
     mark_client,
     nested_client,
     outbound_resource,
     outgoing_headers,
     route,
+    route_fallback,
     unmark_client,
 )
 
@@ -33,16 +35,21 @@ DISTRIBUTION = "httpx"
 VERSIONS = ">=0.23,<1"
 
 
+def _point(request: Request, url: str) -> None:
+    request.url = URL(url)
+    request.headers["Host"] = request.url.netloc.decode("ascii")
+
+
 def _prepare(request: Request) -> str:
-    """Route the request, add the propagated headers; return its resource name."""
+    """Route the request, add the propagated headers; return its resource name, which names the
+    service asked for, not the instance routing picked."""
     url = str(request.url)
     routed = route(url)
     if routed != url:
-        request.url = URL(routed)
-        request.headers["Host"] = request.url.netloc.decode("ascii")
+        _point(request, routed)
     for name, value in outgoing_headers():
         request.headers[name] = value
-    return outbound_resource(request.method, routed)
+    return outbound_resource(request.method, url)
 
 
 def _answer(request: Request, fallback: HttpFallback) -> Response:
@@ -74,10 +81,49 @@ async def on_enter_async(call: Call) -> None:
     _admitted(call, await admit_outbound_async(_prepare(request)), request)
 
 
-def on_exit(call: Call) -> None:
-    token = call.data.get("client")
-    if token is None:
-        return
-    unmark_client(token)
+def _base_retry(call: Call) -> Request | None:
+    """A lane instance refused the connection: the request re-pointed at a base instance."""
+    if call.exception is None or not connection_refused(call.exception):
+        return None
+    request: Request = call.params["request"]
+    base = route_fallback(str(request.url))
+    if base is None:
+        return None
+    _point(request, base)
+    return request
+
+
+def _done(call: Call) -> None:
+    unmark_client(call.data["client"])
     response = call.return_value
     finish(call.data.get("entry"), call.exception, getattr(response, "status_code", None))
+
+
+def on_exit(call: Call) -> None:
+    if call.data.get("client") is None:
+        return
+    request = _base_retry(call)
+    if request is not None:  # still marked as a client call: the retry is not governed twice
+        try:
+            call.return_value = call.params["self"].send(request, **_send_kwargs(call))
+            call.exception = None
+        except Exception as exc:
+            call.exception = exc
+    _done(call)
+
+
+async def on_exit_async(call: Call) -> None:
+    if call.data.get("client") is None:
+        return
+    request = _base_retry(call)
+    if request is not None:
+        try:
+            call.return_value = await call.params["self"].send(request, **_send_kwargs(call))
+            call.exception = None
+        except Exception as exc:
+            call.exception = exc
+    _done(call)
+
+
+def _send_kwargs(call: Call) -> dict[str, object]:
+    return {k: v for k, v in call.params.items() if k not in ("self", "request")}
