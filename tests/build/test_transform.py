@@ -225,7 +225,7 @@ async def g(a):
     except BaseException as _instpy_e:
         if _instpy_c is None or await _instpy_rt.afail(_instpy_c, _instpy_e):
             raise
-        return'''  # noqa: E501 (generated code keeps each return on its own line)
+        return'''
 
 
 def test_async_pair_without_final_newline(tmp_path: Path) -> None:
