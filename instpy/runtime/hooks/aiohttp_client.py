@@ -10,6 +10,12 @@ A blocked or degraded call is answered without contacting the dependency by a re
 `ok`, `headers`, `await r.read()/text()/json()`, `r.content` as a stream, `raise_for_status()`,
 `release()` and `async with` behave as usual, and the session's or call's `raise_for_status`
 applies to it as to a real answer. Admission waits with the loop's own sleep.
+
+Lanes: the resource names the URL asked for (the service); `http.route` then picks an instance
+of the request's lane, else base, and the call carries `http.outgoing_headers()`. When a lane
+instance refuses the connection, the exit hook (a coroutine) sends the same request to
+`http.route_fallback`'s base instance while the call is still marked as a client call, so the
+retry is not governed twice, and the call's outcome is the retry's.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from instpy.runtime.call import Call
 from instpy.runtime.governance import Entry, HttpFallback
 from instpy.runtime.hooks.http import (
     admit_outbound_async,
+    connection_refused,
     finish,
     mark_client,
     nested_client,
@@ -36,6 +43,7 @@ from instpy.runtime.hooks.http import (
     outgoing_headers,
     reason,
     route,
+    route_fallback,
     unmark_client,
 )
 
@@ -93,6 +101,7 @@ async def on_enter(call: Call) -> None:
     if routed != full:
         url = URL(routed)
         params["str_or_url"] = url
+        call.data["routed"] = routed
     extra = outgoing_headers()
     if extra:
         headers: CIMultiDict[str] = CIMultiDict(params["headers"] or {})
@@ -121,9 +130,27 @@ async def on_enter(call: Call) -> None:
     call.skip(response)
 
 
-def on_exit(call: Call) -> None:
+async def _retry_on_base(call: Call, routed: str) -> None:
+    """A lane instance refused the connection: send the same request to a base instance (the
+    request never reached the lane instance); the retry's outcome becomes the call's."""
+    base = route_fallback(routed)
+    if base is None:
+        return
+    params = call.params
+    kwargs = {k: v for k, v in params.items() if k not in ("self", "method", "str_or_url")}
+    try:
+        call.return_value = await params["self"]._request(params["method"], URL(base), **kwargs)
+        call.exception = None
+    except BaseException as exc:  # the base's own failure (or a cancellation) is the outcome
+        call.exception = exc
+
+
+async def on_exit(call: Call) -> None:
     token = call.data.get("client")
     if token is None:
         return
+    routed = call.data.get("routed")
+    if routed is not None and call.exception is not None and connection_refused(call.exception):
+        await _retry_on_base(call, routed)  # still marked as a client call: not governed twice
     unmark_client(token)
     finish(call.data.get("entry"), call.exception, getattr(call.return_value, "status", None))
