@@ -6,6 +6,12 @@ caches and configuration (pip.conf, PIP_* variables) the team already uses; pip 
 Each pip run writes into a fresh staging folder, so the result lists exactly the wheels this
 resolution produced even when the wheelhouse holds older ones.
 
+`collect_for_target` does the same for another machine (`instpy.build.target.Target`): pip
+downloads binary wheels for the target's tags. pip evaluates environment markers for the machine
+it runs on, whatever `--platform`/`--python-version` say, so requirement lines and wheel metadata
+are evaluated here for the target: a requirement false on the target is left out, one true only
+on the target is added and resolved again, a wheel only this machine would need is dropped.
+
 `install_wheels` unpacks wheels into a folder the way `pip install --target` lays it out, without
 pip, deterministically (sorted order, fixed modes, mtimes from SOURCE_DATE_EPOCH or the wheel),
 so the compiler's emit can reuse it for the `tree` format.
@@ -14,6 +20,7 @@ Exception tree::
 
     RuntimeError
      └── DependencyError    pip failed (its own message is included), or a wheel is unusable
+          └── NoWheelError  a cross-target build found no wheel of a dependency for the target
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import base64
 import calendar
 import csv
+import email.parser
 import hashlib
 import io
 import os
@@ -29,16 +37,24 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from instpy.build.target import Target
 
 __all__ = [
     "DependencyError",
     "InstallResult",
+    "NoWheelError",
+    "TargetCollection",
     "Wheel",
+    "collect_for_target",
     "collect_wheels",
     "install_wheels",
     "service_kind",
@@ -52,6 +68,14 @@ _TOML_TABLE_RE = re.compile(r"^\s*\[(project|build-system)\]\s*$", re.M)
 
 class DependencyError(RuntimeError):
     """pip could not resolve, fetch or build the dependencies, or a wheel cannot be installed."""
+
+
+class NoWheelError(DependencyError):
+    """No wheel of `requirement` exists for the target (cross-target builds take wheels only)."""
+
+    def __init__(self, message: str, requirement: str) -> None:
+        super().__init__(message)
+        self.requirement = requirement
 
 
 @dataclass(frozen=True, order=True)
@@ -116,7 +140,7 @@ def _hint(output: str) -> str:
     return "run the pip command above by hand to see the full output"
 
 
-def _pip(python: str, args: Sequence[str], cwd: Path) -> None:
+def _pip(python: str, args: Sequence[str], cwd: Path, target: Target | None = None) -> None:
     cmd = [python, "-m", "pip", *args]
     # One stream, so pip's lines stay in the order pip wrote them.
     proc = subprocess.run(
@@ -124,6 +148,8 @@ def _pip(python: str, args: Sequence[str], cwd: Path) -> None:
     )
     if proc.returncode != 0:
         output = proc.stdout or ""
+        if target is not None:
+            _raise_no_wheel(output, target)
         tail = "\n".join(output.strip().splitlines()[-_PIP_TAIL_LINES:])
         shown = " ".join(["pip", *args])
         raise DependencyError(
@@ -206,6 +232,291 @@ def collect_wheels(
         name, version, path = project
         wheels[(name, version)] = Wheel(name, version, path, is_project=True)
     return sorted(wheels.values())
+
+
+# --------------------------------------------------------------------------- cross-target
+
+_MAX_ROUNDS = 4  # marker fix-ups: each round adds what the target needs and pip left out
+_NO_MATCH_RE = re.compile(r"No matching distribution found for (\S+)")
+_VERSIONS_RE = re.compile(r"satisfies the requirement (\S+) \(from versions: ([^)]*)\)")
+_OTHER_PYTHON_RE = re.compile(r"^.*require a different python version.*$", re.M)
+
+
+@dataclass(frozen=True)
+class TargetCollection:
+    wheels: list[Wheel]  # sorted by name, all tagged for the target
+    added: tuple[str, ...]  # requirements true on the target that pip (on this machine) left out
+    dropped: tuple[str, ...]  # wheels pip fetched for this machine's markers; not on the target
+    ignored: tuple[str, ...]  # top-level requirements whose markers are false on the target
+
+
+def _raise_no_wheel(output: str, target: Target) -> None:
+    found = _NO_MATCH_RE.search(output)
+    if found is None:
+        return
+    requirement = found.group(1)
+    try:
+        name = str(canonicalize_name(Requirement(requirement).name))
+    except InvalidRequirement:
+        name = requirement
+    versions = _VERSIONS_RE.search(output)
+    seen = (versions.group(2).strip() if versions else "") or "none"
+    other = _OTHER_PYTHON_RE.search(output)
+    tail = "\n".join(output.strip().splitlines()[-6:])
+    raise NoWheelError(
+        _redact(
+            f"no wheel of {requirement} for the target {target.describe()}: pip found no "
+            f"distribution of {name} with the target's tags (tried: {target.tags_tried()}). "
+            f"Versions of {name} with a usable file for the target: {seen}."
+            + (f" {other.group(0).removeprefix('ERROR: ').strip()}." if other else "")
+            + "\nwhy: a cross-target build takes binary wheels only (--only-binary=:all:): "
+            "building a source distribution here would give this machine's binaries.\n"
+            f"what to do: require a version of {name} that publishes a wheel for "
+            f"{target.platform} and Python {target.python_version} (see its files on the "
+            f"index), build a wheel for the target and pass --find-links DIR, leave {name} "
+            "out for this target with an environment marker, or pick another "
+            f"--target-platform/--target-python/--target-libc.\npip said:\n{tail}"
+        ),
+        requirement,
+    )
+
+
+def _evaluate(req: Requirement, env: Mapping[str, str], extras: Iterable[str] = ("",)) -> bool:
+    if req.marker is None:
+        return True
+    try:
+        return any(req.marker.evaluate({**env, "extra": extra}) for extra in extras)
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName) as exc:
+        raise DependencyError(
+            f"cannot evaluate the marker of {req} for the target: {exc}; fix the marker"
+        ) from None
+
+
+def _unmarked(req: Requirement) -> str:
+    bare = Requirement(str(req))
+    bare.marker = None
+    return str(bare)
+
+
+def _logical_lines(text: str) -> list[str]:
+    """requirements.txt lines with continuations joined and comments removed, as pip reads them."""
+    out: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        if raw.endswith("\\"):
+            pending += raw[:-1]
+            continue
+        line = re.sub(r"(^|\s+)#.*$", "", pending + raw).strip()
+        pending = ""
+        if line:
+            out.append(line)
+    return out
+
+
+def _requirements_for_target(
+    path: Path, env: Mapping[str, str], ignored: list[str], roots: list[Requirement],
+    seen: frozenset[Path] = frozenset(),
+) -> list[str]:
+    """The lines of `path` (and the files it includes) with markers decided for the target.
+
+    Requirement lines lose their marker (true) or are left out (false, listed in `ignored`);
+    options, URLs, paths and editable lines pass through unchanged.
+    """
+    path = path.resolve()
+    if path in seen or not path.is_file():
+        raise DependencyError(f"{path}: requirements file missing or included twice; fix the -r")
+    out: list[str] = []
+    for line in _logical_lines(path.read_text(encoding="utf-8")):
+        option = re.match(r"^(-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)$", line)
+        if option is not None:
+            included = path.parent / option.group(2)
+            if option.group(1) in ("-r", "--requirement"):
+                out += _requirements_for_target(included, env, ignored, roots, seen | {path})
+            else:
+                out.append(f"{option.group(1)} {included.resolve()}")
+            continue
+        spec, sep, options = line.partition(" --")
+        try:
+            req = None if line.startswith("-") else Requirement(spec)
+        except InvalidRequirement:
+            req = None
+        if req is None:
+            out.append(line)
+        elif _evaluate(req, env):
+            roots.append(req)
+            out.append(_unmarked(req) + sep + options)
+        else:
+            ignored.append(line)
+    return out
+
+
+def _metadata(wheel: Path) -> tuple[str, list[Requirement], str | None]:
+    """(normalised name, Requires-Dist, Requires-Python) from a wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
+        if len(names) != 1:
+            raise DependencyError(f"{wheel.name} has {len(names)} METADATA files, expected 1")
+        meta = email.parser.Parser().parsestr(zf.read(names[0]).decode("utf-8"))
+    try:
+        requires = [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
+    except InvalidRequirement as exc:
+        raise DependencyError(f"{wheel.name}: invalid Requires-Dist ({exc})") from None
+    return canonicalize_name(meta["Name"] or ""), requires, meta["Requires-Python"]
+
+
+def _closure(
+    dists: Mapping[str, list[Requirement]], roots: Sequence[Requirement], env: Mapping[str, str]
+) -> tuple[set[str], dict[str, list[Requirement]]]:
+    """The distributions the target needs (markers and extras for the target) and the missing."""
+    reached: dict[str, set[str]] = {}
+    missing: dict[str, list[Requirement]] = {}
+    queue = list(roots)
+    while queue:
+        req = queue.pop()
+        name = canonicalize_name(req.name)
+        if name not in dists:
+            missing.setdefault(name, []).append(req)
+            continue
+        extras = {canonicalize_name(e) for e in req.extras}
+        if name in reached and extras <= reached[name]:
+            continue
+        new = extras - reached.get(name, set()) | ({""} if name not in reached else set())
+        reached.setdefault(name, set()).update(extras)
+        queue += [r for r in dists[name] if _evaluate(r, env, new)]
+    return set(reached), missing
+
+
+def _combined(reqs: list[Requirement]) -> str:
+    """One requirement line asking for what every requiring edge asks."""
+    url = next((r for r in reqs if r.url), None)
+    if url is not None:
+        return _unmarked(url)
+    extras = sorted({e for r in reqs for e in r.extras})
+    spec = SpecifierSet()
+    for r in reqs:
+        spec &= r.specifier
+    return reqs[0].name + (f"[{','.join(extras)}]" if extras else "") + str(spec)
+
+
+def _check_tags(wheel: Path, target: Target) -> None:
+    _, _, _, tags = parse_wheel_filename(wheel.name)
+    if not tags & target.tags:
+        raise DependencyError(
+            f"{wheel.name} is not for the target {target.describe()} (its tags: "
+            f"{', '.join(sorted(str(t) for t in tags))}); a wheel built on this machine cannot "
+            "ship to the target: build it for the target and pass --find-links DIR"
+        )
+
+
+def _check_requires_python(wheel: Path, requires_python: str | None, target: Target) -> None:
+    if not requires_python:
+        return
+    full = f"{target.python_version}.{target.micro}"
+    try:
+        ok = SpecifierSet(requires_python).contains(full, prereleases=True)
+    except InvalidSpecifier:
+        return
+    if not ok:
+        raise DependencyError(
+            f"{wheel.name} requires Python {requires_python}, the target has {full}: change "
+            "the project's requires-python or --target-python"
+        )
+
+
+def collect_for_target(
+    service: str | Path,
+    wheelhouse: str | Path,
+    target: Target,
+    pip_args: Sequence[str] = (),
+    *,
+    extra_requirements: Sequence[str] = (),
+    python: str = sys.executable,
+) -> TargetCollection:
+    """`collect_wheels` for another machine: the target's binary wheels, markers for the target.
+
+    A project's own wheel is built here (PEP 517) and must be pure or tagged for the target; its
+    dependencies, requirements.txt lines and `extra_requirements` are evaluated for the target.
+    A dependency with no wheel for the target raises NoWheelError naming it and the tags tried.
+    """
+    service = Path(service).resolve()
+    wheelhouse = Path(wheelhouse).resolve()
+    if not service.is_dir():
+        raise DependencyError(f"{service} is not a folder: pass the service's project folder")
+    kind = service_kind(service)
+    env = target.marker_environment()
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    ignored: list[str] = []
+    roots: list[Requirement] = []
+    project: Path | None = None
+    with tempfile.TemporaryDirectory(prefix=".instpy-pip-", dir=wheelhouse) as tmp:
+        staging = Path(tmp)
+        if kind == "project":
+            own = staging / "own"
+            # The project's Requires-Python is checked against the target below, not this Python.
+            _pip(python, ["wheel", *_PIP_COMMON, "--no-deps", "--ignore-requires-python", "-w",
+                          str(own), *pip_args, "."], service)  # fmt: skip
+            built = sorted(own.glob("*.whl"))
+            if len(built) != 1:
+                raise DependencyError(
+                    f"building {service} produced {len(built)} wheels, expected 1: "
+                    "check the project's build configuration"
+                )
+            project = built[0]
+            _check_tags(project, target)
+            name, requires, requires_python = _metadata(project)
+            _check_requires_python(project, requires_python, target)
+            roots.append(Requirement(name))
+            ignored += [str(r) for r in requires if not _evaluate(r, env)]
+            lines = [_unmarked(r) for r in requires if _evaluate(r, env)]
+        else:
+            lines = _requirements_for_target(service / "requirements.txt", env, ignored, roots)
+        for text in extra_requirements:
+            req = Requirement(text)
+            if _evaluate(req, env):
+                roots.append(req)
+                lines.append(_unmarked(req))
+        request = staging / "requirements.txt"
+        deps = staging / "deps"
+        added: dict[str, str] = {}
+        for _ in range(_MAX_ROUNDS):
+            request.write_text("".join(f"{line}\n" for line in [*lines, *added.values()]))
+            _pip(python, ["download", *_PIP_COMMON, *target.pip_args(), "-d", str(deps),
+                          *pip_args, "-r", str(request)], service, target)  # fmt: skip
+            found = {p: _metadata(p) for p in sorted(deps.glob("*.whl"))}
+            dists = {name: requires for name, requires, _ in found.values()}
+            if project is not None:
+                dists[roots[0].name] = requires
+            wanted = [*roots, *(Requirement(a) for a in added.values())]
+            # What pip reached from lines it could not name (URLs, paths, -e) has no requirer.
+            required = {canonicalize_name(r.name) for reqs in dists.values() for r in reqs}
+            wanted += [Requirement(n) for n in dists if n not in required]
+            needed, missing = _closure(dists, wanted, env)
+            if not missing:
+                break
+            added.update({name: _combined(reqs) for name, reqs in missing.items()})
+        else:
+            raise DependencyError(
+                f"the target's markers still need {', '.join(sorted(missing))} after "
+                f"{_MAX_ROUNDS} rounds of pip; add them to the requirements explicitly"
+            )
+        dropped = []
+        for path, (name, _, requires_python) in found.items():
+            if name not in needed:
+                dropped.append(path.name)
+                path.unlink()
+                continue
+            _check_tags(path, target)
+            _check_requires_python(path, requires_python, target)
+        published = _publish(deps, wheelhouse)
+        if project is not None:
+            own_wheel = _publish(project.parent, wheelhouse)[0]
+    wheels = {(n, v): Wheel(n, v, p) for n, v, p in published}
+    if project is not None:
+        n, v, p = own_wheel
+        wheels[(n, v)] = Wheel(n, v, p, is_project=True)
+    return TargetCollection(
+        sorted(wheels.values()), tuple(added.values()), tuple(sorted(dropped)), tuple(ignored)
+    )
 
 
 # --------------------------------------------------------------------------- install
