@@ -7,11 +7,14 @@ import tempfile
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from instpy import __version__
+
+if TYPE_CHECKING:
+    from instpy.build.target import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,19 +113,34 @@ def scan(
               help="Passed to pip with --govern.")
 @click.option("--pip-arg", "pip_extra", multiple=True, metavar="ARG",
               help="Any other pip option, passed through with --govern (repeatable).")
+@click.option("--target-platform", default=None, metavar="OS/ARCH",
+              help="With --govern: build for this Docker platform (linux/amd64, linux/arm64, ...) "
+              "with its binary wheels (default: this machine).")
+@click.option("--target-python", default=None, metavar="X.Y",
+              help="With --govern: build for this CPython version (default: this Python).")
+@click.option("--target-libc", default=None, metavar="LIBC",
+              help="With a target: the image's C library, glibc[X.Y] (default glibc2.28: "
+              "Debian, Ubuntu, RHEL) or musl[1.Y] (Alpine).")
 @_build_errors
 def build(
     path: Path, rule_paths: tuple[Path, ...], jobs: int | None, cache_dir: Path | None,
     no_cache: bool, fmt: str, output: Path, govern: bool, license_key: str | None,
     find_links: tuple[str, ...], no_index: bool, index_url: str | None,
-    pip_extra: tuple[str, ...],
+    pip_extra: tuple[str, ...], target_platform: str | None, target_python: str | None,
+    target_libc: str | None,
 ) -> None:
     """Rewrite PATH (a project tree, or a wheel with --format wheel) into OUTPUT.
 
     With --govern, PATH is a service: a project (pyproject.toml) or a folder with a
-    requirements.txt.
+    requirements.txt. With --target-platform/--target-python, its dependencies are the target's
+    wheels and its environment markers are evaluated for the target.
     """
+    from instpy.build.target import parse_target
+
     n, cache = _settings(jobs, cache_dir, no_cache)
+    target = parse_target(target_platform, target_python, target_libc)
+    if target is not None and not govern:
+        raise click.UsageError("--target-platform/--target-python/--target-libc need --govern")
     if govern:
         pip_args = [*(a for url in find_links for a in ("--find-links", url)), *pip_extra]
         if no_index:
@@ -130,7 +148,8 @@ def build(
         if index_url:
             pip_args += ["--index-url", index_url]
         rule_paths = _with_service_rules(path, rule_paths) if path.is_dir() else rule_paths
-        _build_governed(path, output, fmt, rule_paths, license_key, tuple(pip_args), n, cache)
+        _build_governed(path, output, fmt, rule_paths, license_key, tuple(pip_args), n, cache,
+                        target)
         return
     _need_rules(rule_paths)
     _build_plain(path, output, fmt, rule_paths, n, cache)
@@ -184,7 +203,7 @@ def _build_plain(
 
 def _build_governed(
     path: Path, output: Path, fmt: str, rule_paths: tuple[Path, ...], license_key: str | None,
-    pip_args: tuple[str, ...], n: int, cache: Path | None,
+    pip_args: tuple[str, ...], n: int, cache: Path | None, target: Target | None = None,
 ) -> None:
     from instpy.build.deps import DependencyError
     from instpy.build.errors import EmitError
@@ -194,7 +213,7 @@ def _build_governed(
     binding = binding_for_build(license_key)
     if not path.is_dir():
         raise EmitError(f"{path} is not a folder; --govern takes the service's folder")
-    opts = GovernOptions(path, output, fmt, binding, rule_paths, pip_args, cache, n, True)
+    opts = GovernOptions(path, output, fmt, binding, rule_paths, pip_args, cache, n, True, target)
     try:
         report = build_governed(opts)
     except DependencyError as exc:
@@ -208,6 +227,9 @@ def _build_governed(
                        err=True)
     for t in report.targets:
         click.echo(f"governed: {t.fingerprint} ({t.file}:{t.line})", err=True)
+    built_for = report.manifest.get("target")
+    if target is not None and isinstance(built_for, dict):
+        click.echo(f"built for {target.describe()}; {built_for['syntax_check']}", err=True)
     click.echo(f"{len(report.targets)} target(s) governed; {fmt} written to {output} "
                f"(manifest: {output / 'instpy-manifest.json'})")
 

@@ -7,6 +7,11 @@ The shipped rules (`rules/*.yaml`, installed as `instpy/rules`) are added to the
 the frameworks' own choke points are rewritten, not only the service's code. The manifest
 (`instpy-manifest.json`) records the tool, rules, targets, discovered endpoints, distributions and
 the license binding — the key's fingerprint, never the key.
+
+With a target (`--target-platform/--target-python`), pip fetches the target's wheels (runtime's
+psutil and PyYAML included), markers are decided for the target, the rewritten files and the
+runtime are checked against the target's grammar, and the manifest's `target` says what was
+built for; a native build records this machine there.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ from pathlib import Path
 
 import instpy
 from instpy import __version__
-from instpy.build.deps import Wheel, collect_wheels, install_wheels, service_kind
+from instpy.build.deps import (
+    TargetCollection,
+    Wheel,
+    collect_for_target,
+    collect_wheels,
+    install_wheels,
+    service_kind,
+)
 from instpy.build.emit import atomic_write, emit_tree
 from instpy.build.endpoints import discover_endpoints
 from instpy.build.errors import EmitError
@@ -34,6 +46,8 @@ from instpy.build.runtime_pkg import (
     runtime_files,
     runtime_metadata,
 )
+from instpy.build.syntax_check import check_syntax
+from instpy.build.target import Target, native_target
 from instpy.build.wheel import add_requirement, rewrite_wheel, write_runtime_wheel
 from instpy.runtime.license import LicenseBinding
 
@@ -58,6 +72,7 @@ class GovernOptions:
     cache_dir: Path | None = None
     jobs: int = 1
     progress: bool = False
+    target: Target | None = None  # None: this machine, pip as configured
 
 
 @dataclass
@@ -81,13 +96,20 @@ def build_governed(opts: GovernOptions) -> GovernReport:
     }
     with tempfile.TemporaryDirectory(prefix="instpy-govern-") as tmp:
         work = Path(tmp)
-        wheels = collect_wheels(
-            service, work / "wheelhouse", [*opts.pip_args], extra_requirements=RUNTIME_REQUIREMENTS
-        )
+        collected: TargetCollection | None = None
+        if opts.target is None:
+            wheels = collect_wheels(service, work / "wheelhouse", [*opts.pip_args],
+                                    extra_requirements=RUNTIME_REQUIREMENTS)  # fmt: skip
+        else:
+            collected = collect_for_target(service, work / "wheelhouse", opts.target,
+                                           [*opts.pip_args],
+                                           extra_requirements=RUNTIME_REQUIREMENTS)  # fmt: skip
+            wheels = collected.wheels
         if opts.fmt == "tree":
             results, rewritten = _tree(opts, service, work / "tree", wheels, rules, binding)
         else:
             results, rewritten = _wheelhouse(opts, wheels, rules, binding)
+        target_info = _target_info(opts.target, collected, results, binding)
     targets = [t for r in results for t in r.plan.targets]
     hit = {name for t in targets for name in t.rules}
     unmatched = _merge_unmatched(results, hit)
@@ -109,9 +131,34 @@ def build_governed(opts: GovernOptions) -> GovernReport:
         "unmatched": [{"rule": u.rule, "source": Path(u.source).name, "reason": u.reason}
                       for u in unmatched],
         "endpoints": discover_endpoints(service).to_dict(),
+        "target": target_info,
     }
     atomic_write(out / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
     return GovernReport(manifest, targets, unmatched)
+
+
+def _target_info(
+    target: Target | None, collected: TargetCollection | None, results: Sequence[BuildResult],
+    binding: dict[str, object],
+) -> dict[str, object] | None:
+    """The manifest's `target`: what the artifact is for, and how it was checked for it."""
+    if target is None or collected is None:
+        native = native_target()
+        return None if native is None else native.to_manifest()
+    # What the build wrote itself: rewritten files and the runtime (the rest is the wheels' own).
+    emitted: dict[str, bytes] = {}
+    for result in results:
+        wheel = result.plan.root if result.plan.root.endswith(".whl") else ""
+        emitted.update({f"{wheel}:{rel}" if wheel else rel: d for rel, d in result.outputs.items()})
+    emitted.update(runtime_files(binding))
+    grammar = check_syntax(emitted, target.python)
+    return {
+        **target.to_manifest(),
+        "markers": {"added": list(collected.added), "dropped": list(collected.dropped),
+                    "ignored": list(collected.ignored)},
+        "syntax_check": {"grammar": grammar.version, "files": grammar.files,
+                         "note": grammar.note},
+    }
 
 
 def _merge_unmatched(results: Sequence[BuildResult], hit: set[str]) -> list[Unmatched]:
