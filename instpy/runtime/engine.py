@@ -31,7 +31,8 @@ from instpy.runtime.hotspot.check import HotConcurrencyCheck, Lookup
 from instpy.runtime.isolation import manager as isolation_manager
 from instpy.runtime.plan import Clock, ResourcePlan, Sleep
 from instpy.runtime.stat.local_path import Enter
-from instpy.runtime.stat.store import LocalStore, StatsStore
+from instpy.runtime.stat.shared import instance_store
+from instpy.runtime.stat.store import StatsStore
 from instpy.runtime.system import manager as system_manager
 from instpy.runtime.system.check import SystemCheck
 from instpy.runtime.system.cpu import CpuSampler
@@ -61,7 +62,9 @@ class _Snapshot:
 
 class Engine:
     """Governance for one process. Construct directly in tests (inject `clock`, `sleep`,
-    `cpu`); services use `instpy.runtime.governance.engine()`."""
+    `cpu`, `store`); services use `instpy.runtime.governance.engine()`. Without `store`, the
+    counters are the instance's (stat/shared.py `instance_store`): shared with the other
+    workers of a pre-fork server, this process's own otherwise."""
 
     def __init__(self, config: GovernanceConfig | None = None, *,
                  clock: Clock = time.monotonic_ns, sleep: Sleep = time.sleep,
@@ -71,7 +74,8 @@ class Engine:
         self._sleep = sleep
         self._cpu_injected = cpu
         self._cpu_sampler: CpuSampler | None = None
-        self._store: StatsStore = store if store is not None else LocalStore()
+        # Counters per instance (shared by a pre-fork server's workers) unless given a store.
+        self._store: StatsStore = store if store is not None else instance_store()
         self.events = events if events is not None else EventLog()
         self._metrics_port_override = metrics_port
         self._metrics_server: object | None = None
@@ -266,8 +270,10 @@ class Engine:
             checks = chain(flows.get(name), isolations.get(name), hot, breaker)
             for check in checks:
                 by_rule[check.rule] = check
+            stats = (self._store.process_stats(name) if r.scope == "process"
+                     else self._store.stats(name))
             plans[name] = ResourcePlan(
-                name, self._store.stats(name), clock=self._clock, events=self.events,
+                name, stats, clock=self._clock, events=self.events,
                 checks=checks, hot=hot, pass_hooks=tuple(pass_hooks),
                 exit_hooks=tuple(exit_hooks), degrade=r.degrade, fallback=r.fallback,
                 system=system, inbound=inbound)

@@ -13,7 +13,9 @@ from instpy.runtime.flow import rule as flow_rule
 from instpy.runtime.hotspot import rule as hot_rule
 from instpy.runtime.isolation import rule as isolation_rule
 
-KEYS = ("resource", "flow", "concurrency", "hot_param", "circuit_breaker", "fallback", "degrade")
+KEYS = ("resource", "flow", "concurrency", "hot_param", "circuit_breaker", "fallback", "degrade",
+        "scope")
+SCOPES = ("instance", "process")
 LIMIT_KEYS = ("flow", "concurrency", "hot_param", "circuit_breaker", "degrade")
 
 
@@ -34,6 +36,9 @@ class ResourceRules:
     circuit_breaker: breaker_rule.BreakerRule | None = None
     fallback: fb.Fallback | None = None
     degrade: DegradeRule | None = None
+    # "instance": counted across all worker processes of the instance (a pre-fork server's
+    # shared segment); "process": each worker process counts on its own.
+    scope: str = "instance"
 
 
 def parse(node: Node) -> tuple[ResourceRules, ...]:
@@ -61,6 +66,7 @@ def _parse_entry(node: Node) -> ResourceRules:
         raise node.error(f"the entry for {resource!r} sets no rule",
                          f"add one of: {', '.join(LIMIT_KEYS)}")
     fallback = fb.parse(fields["fallback"]) if "fallback" in fields else None
+    scope = v.choice(fields["scope"], SCOPES) if "scope" in fields else "instance"
     degrade = None
     if "degrade" in fields:
         dnode = fields["degrade"]
@@ -84,6 +90,7 @@ def _parse_entry(node: Node) -> ResourceRules:
                          if "circuit_breaker" in fields else None),
         fallback=fallback,
         degrade=degrade,
+        scope=scope,
     )
 
 

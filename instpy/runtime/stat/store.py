@@ -1,9 +1,10 @@
 """The storage seam for statistics.
 
 The engine asks a `StatsStore` for the counters of a resource and only ever uses the
-`ResourceStats` protocol below, so a store that keeps counters in shared memory across
-pre-fork worker processes (with a process-shared lock) can replace `LocalStore` without
-touching the checks.
+`ResourceStats` protocol below, so the store that keeps counters in shared memory across
+pre-fork worker processes (stat/shared.py, with a process-shared lock) replaces `LocalStore`
+without touching the checks. The store is chosen when the engine is built; each plan is built
+over the counters it was given, so no call asks which store it has.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class InboundResourceStats(ResourceStats, Protocol):
 
 class StatsStore(Protocol):
     def stats(self, resource: str) -> ResourceStats: ...
+    def process_stats(self, resource: str) -> ResourceStats: ...
     def inbound(self) -> InboundResourceStats: ...
     def resources(self) -> list[tuple[str, ResourceStats]]: ...
 
@@ -72,6 +74,10 @@ class LocalStore:
             with self._lock:
                 found = self._stats.setdefault(resource, LocalStats())
         return found
+
+    def process_stats(self, resource: str) -> ResourceStats:
+        """Counters of a rule with `scope: process`: here, the same as `stats`."""
+        return self.stats(resource)
 
     def inbound(self) -> InboundResourceStats:
         return self._inbound

@@ -1,0 +1,302 @@
+"""One instance's shared-memory segment: a file mapped by every worker process, one lock.
+
+Layout (signed 64-bit words, native order; `H_*` index the header):
+
+    header      words 0..63      magic, layout, lock owner, next sweep time, records in use
+    workers     words 64..127    pid of the process in each worker slot (0: free)
+    history     words 128..159   the inbound BBR history (stat/shared.py)
+    records     words 512..      one record of RECORD_WORDS per resource (stat/shared.py),
+                                 the first reserved for all inbound traffic
+
+Locking: one POSIX named semaphore per segment (`multiprocessing`'s SemLock, the primitive
+behind `multiprocessing.Lock`), found by name, so workers that never shared a parent's memory
+still meet on it. Every read-modify-write of the records happens with it held; readers that only
+report (metrics) read without it (aligned 8-byte stores are not torn).
+
+Liveness: a process registers in a worker slot and holds a POSIX record lock (`lockf`) on byte
+`LIVE_BASE + slot` of the segment file for as long as it lives. The kernel drops that lock when
+the process dies, however it dies (SIGKILL, OOM, and already while it is a zombie), and a fork
+does not inherit it. A process that finds the byte lockable knows the slot's owner is gone:
+`sweep` then takes back what the dead worker held (its in-flight counts per record) and frees the
+slot; a restarted worker registers in a free slot and joins the shared state.
+
+A worker killed while it holds the semaphore would leave it taken: the lock's owner (worker slot)
+is written after every acquire, and a process that waits for more than `STALL_S` checks whether
+that owner is alive and, if it is not, releases the semaphore for it.
+
+Fork: `os.register_at_fork` gives a forked child (`gunicorn --preload` forks after the engine
+may exist) its own semaphore handle and its own worker slot; nothing runs in the background.
+"""
+
+from __future__ import annotations
+
+import _multiprocessing  # type: ignore[import-not-found]  # no stubs; SemLock is stable
+import atexit
+import contextlib
+import errno
+import fcntl
+import hashlib
+import mmap
+import os
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable
+
+MAGIC = 0x1E57_9A11_0000_0001
+WORDS = 8
+MAX_WORKERS = 64
+MAX_RECORDS = 1024
+RECORD_WORDS = 48 + MAX_WORKERS  # stat/shared.py owns the first 48 words
+RECORDS_AT = 512
+SIZE_WORDS = RECORDS_AT + MAX_RECORDS * RECORD_WORDS
+SIZE = SIZE_WORDS * WORDS
+LIVE_BASE = SIZE + 4096  # liveness bytes past the data (advisory locks need no data there)
+STALL_S = 0.1
+SWEEP_NS = 200_000_000
+
+H_MAGIC, H_LAYOUT, H_OWNER, H_SWEEP, H_RECORDS = 0, 1, 2, 3, 4
+WORKERS_AT = 64
+HISTORY_AT = 128
+_SEMAPHORE = 1  # SemLock kind of multiprocessing.Lock
+
+
+def shared_dir() -> str:
+    """Where segments live: INSTPY_SHM_DIR, else /dev/shm (memory), else the temp dir."""
+    named = os.environ.get("INSTPY_SHM_DIR", "").strip()
+    if named:
+        return named
+    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+
+
+class Segment:
+    """The mapped segment of one instance, as seen by this process.
+
+    State: the file descriptor and mapping (inherited across fork), the semaphore handle and
+    the worker slot (both per process: renewed in a forked child), the record index by
+    resource key, and `rebind` callbacks of the objects that cached per-process values.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sem_name = "/instpy-" + hashlib.sha1(path.encode()).hexdigest()[:20]
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self.fd).st_size < SIZE:
+            os.ftruncate(self.fd, SIZE)  # zeros; racing processes extend to the same size
+        self.map = mmap.mmap(self.fd, SIZE)
+        self.words = memoryview(self.map).cast("q")
+        self.rebind: list[Callable[[], None]] = []
+        self.records: dict[bytes, int] = {}
+        self.pid = os.getpid()
+        self.worker = -1
+        self.sem = self._open_sem()
+        self.acquire: Callable[[bool], bool] = self.sem.acquire
+        self.release: Callable[[], None] = self.sem.release
+        self._join()
+
+    # -- the lock ----------------------------------------------------------------------------
+
+    def _open_sem(self) -> _multiprocessing.SemLock:
+        try:
+            return _multiprocessing.SemLock(_SEMAPHORE, 1, 1, self.sem_name, False)
+        except FileExistsError:
+            return _multiprocessing.SemLock._rebuild(0, _SEMAPHORE, 1, self.sem_name)
+
+    def lock(self) -> None:
+        """Take the segment lock (callers try `acquire(False)` first, inline)."""
+        if not self.acquire(False):
+            self.wait()
+        else:
+            self.words[H_OWNER] = self.worker + 1
+
+    def wait(self) -> None:
+        """The lock is taken: wait for it, and free it from an owner that died holding it."""
+        words = self.words
+        suspect = -1
+        while not self.sem.acquire(True, STALL_S):
+            owner = words[H_OWNER] - 1
+            if owner == self.worker or owner < 0 or self.alive(owner):
+                suspect = -1
+                continue
+            if owner == suspect:  # dead over two waits: it died holding the lock
+                words[H_OWNER] = 0
+                with contextlib.suppress(ValueError):  # released meanwhile
+                    self.sem.release()
+                suspect = -1
+            else:
+                suspect = owner
+        words[H_OWNER] = self.worker + 1
+
+    # -- worker slots ------------------------------------------------------------------------
+
+    def alive(self, slot: int) -> bool:
+        """Whether the process registered in `slot` still lives (its liveness byte is locked)."""
+        if slot == self.worker:
+            return True
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, LIVE_BASE + slot)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                return True
+            raise
+        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, LIVE_BASE + slot)
+        return False
+
+    def _join(self) -> None:
+        """Register this process in a free worker slot (resetting a segment nobody uses)."""
+        self.lock()
+        try:
+            w = self.words
+            pids = [w[WORKERS_AT + i] for i in range(MAX_WORKERS)]
+            live = [i for i, pid in enumerate(pids) if pid and pid != self.pid and self.alive(i)]
+            if w[H_MAGIC] != MAGIC or w[H_LAYOUT] != RECORD_WORDS or not live:
+                owner = w[H_OWNER]
+                self.map[:] = bytes(SIZE)  # a fresh instance (or a layout from another version)
+                w[H_MAGIC] = MAGIC
+                w[H_LAYOUT] = RECORD_WORDS
+                w[H_OWNER] = owner
+                self.records.clear()
+            else:
+                self._sweep(live)
+            for i in range(MAX_WORKERS):
+                if w[WORKERS_AT + i] == 0:
+                    try:
+                        fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, LIVE_BASE + i)
+                    except OSError:
+                        continue  # a process that registered and has not written its pid yet
+                    w[WORKERS_AT + i] = self.pid
+                    self.worker = i
+                    break
+            else:
+                raise RuntimeError(f"instpy: all {MAX_WORKERS} worker slots of {self.path} "
+                                   "are taken by live processes; give each instance its own "
+                                   "INSTPY_INSTANCE")
+            w[H_OWNER] = self.worker + 1
+        finally:
+            self.release()
+
+    def sweep(self, now_ns: int) -> None:
+        """With the lock held: reclaim what dead workers held, at most every SWEEP_NS."""
+        w = self.words
+        if now_ns < w[H_SWEEP]:
+            return
+        w[H_SWEEP] = now_ns + SWEEP_NS
+        self._sweep(None)
+
+    def _sweep(self, live: list[int] | None) -> None:
+        w = self.words
+        for i in range(MAX_WORKERS):
+            pid = w[WORKERS_AT + i]
+            if not pid or i == self.worker:
+                continue
+            if live is not None:
+                if i in live:
+                    continue
+            elif self.alive(i):
+                continue
+            self._reclaim(i)
+
+    def _reclaim(self, slot: int) -> None:
+        w = self.words
+        from instpy.runtime.stat.shared import reclaim
+        for r in range(w[H_RECORDS]):
+            reclaim(w, RECORDS_AT + r * RECORD_WORDS, slot)
+        w[WORKERS_AT + slot] = 0
+
+    def record(self, key: bytes) -> int | None:
+        """The word offset of the record named `key` (16 bytes), allocated on first use; None
+        when the segment is full."""
+        found = self.records.get(key)
+        if found is not None:
+            return found
+        a = int.from_bytes(key[:8], "little", signed=True)
+        b = int.from_bytes(key[8:16], "little", signed=True)
+        self.lock()
+        try:
+            w = self.words
+            n = w[H_RECORDS]
+            for r in range(n):
+                at = RECORDS_AT + r * RECORD_WORDS
+                if w[at] == a and w[at + 1] == b:
+                    break
+            else:
+                if n >= MAX_RECORDS:
+                    return None
+                at = RECORDS_AT + n * RECORD_WORDS
+                w[at] = a
+                w[at + 1] = b
+                from instpy.runtime.stat.shared import init_record
+                init_record(w, at)
+                w[H_RECORDS] = n + 1
+        finally:
+            self.release()
+        self.records[key] = at
+        return at
+
+    # -- fork and exit -----------------------------------------------------------------------
+
+    def after_fork(self) -> None:
+        """In a forked child: its own semaphore handle and worker slot, then rebind users."""
+        self.pid = os.getpid()
+        self.worker = -1
+        self.sem = _multiprocessing.SemLock._rebuild(0, _SEMAPHORE, 1, self.sem_name)
+        self.acquire = self.sem.acquire
+        self.release = self.sem.release
+        self._join()
+        for rebind in list(self.rebind):
+            rebind()
+
+    def leave(self) -> None:
+        """At exit: free the worker slot; the last process out removes the file and semaphore."""
+        if self.pid != os.getpid() or self.worker < 0:
+            return
+        self.lock()
+        try:
+            w = self.words
+            self._reclaim(self.worker)
+            others = any(w[WORKERS_AT + i] and i != self.worker and self.alive(i)
+                         for i in range(MAX_WORKERS))
+            if not others:
+                for unlink in (lambda: os.unlink(self.path),
+                               lambda: _multiprocessing.sem_unlink(self.sem_name)):
+                    with contextlib.suppress(OSError):
+                        unlink()
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, LIVE_BASE + self.worker)
+            self.worker = -1
+        finally:
+            self.release()
+
+
+_segments: dict[str, Segment] = {}
+_open_lock = threading.Lock()
+_alive: weakref.WeakSet[Segment] = weakref.WeakSet()
+
+
+def segment_for(key: str, directory: str | None = None) -> Segment:
+    """This process's segment of instance `key` (one per path: a second open file would drop
+    the liveness lock when closed)."""
+    path = os.path.join(directory or shared_dir(), f"instpy-{key}.seg")
+    with _open_lock:
+        seg = _segments.get(path)
+        if seg is None or seg.pid != os.getpid():
+            seg = _segments[path] = Segment(path)
+            _alive.add(seg)
+        return seg
+
+
+def _after_fork_in_child() -> None:
+    global _open_lock
+    _open_lock = threading.Lock()  # another thread may have held it at the fork
+    for seg in list(_alive):
+        seg.after_fork()
+
+
+def _at_exit() -> None:
+    for seg in list(_alive):
+        with contextlib.suppress(Exception):  # exit goes on; the next start resets it
+            seg.leave()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)
+
