@@ -229,7 +229,10 @@ def _build_governed(
         click.echo(f"governed: {t.fingerprint} ({t.file}:{t.line})", err=True)
     built_for = report.manifest.get("target")
     if target is not None and isinstance(built_for, dict):
-        click.echo(f"built for {target.describe()}; {built_for['syntax_check']}", err=True)
+        check = built_for["syntax_check"]
+        note = f" ({check['note']})" if check["note"] else ""
+        click.echo(f"built for {target.describe()}; {check['files']} emitted file(s) checked "
+                   f"against the Python {check['grammar']} grammar{note}", err=True)
     click.echo(f"{len(report.targets)} target(s) governed; {fmt} written to {output} "
                f"(manifest: {output / 'instpy-manifest.json'})")
 
