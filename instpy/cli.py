@@ -291,7 +291,7 @@ def check(
         except ConfigError as exc:
             click.echo(str(exc), err=True)
             failed = True
-    targets = 0
+    targets = rule_count = 0
     if rule_paths:
         try:
             rules = load_rules(rule_paths)
@@ -303,10 +303,10 @@ def check(
         for u in result.plan.unmatched:
             click.echo(f"{u.source}: rule {u.rule!r} matches nothing: {u.reason}", err=True)
         failed = failed or bool(result.plan.unmatched)
-        targets = len(result.plan.targets)
+        targets, rule_count = len(result.plan.targets), len(rules.rules)
     if failed:
         sys.exit(1)
-    click.echo(f"ok: {len(rule_paths)} rule source(s), {targets} target(s), "
+    click.echo(f"ok: {rule_count} rule(s), {targets} target(s), "
                f"{len(governance_files)} governance file(s)")
 
 
