@@ -11,22 +11,36 @@ through requests is governed by the requests hook alone (`http.nested_client`).
 
 A blocked or degraded call is answered with an `urllib3.response.HTTPResponse` built from the
 fallback (`.status`, `.headers`, `.data`, `.read()`, `.stream()`, `.json()` work as usual) and
-the dependency is never contacted. `http.route` may rewrite the path of a call; sending it to
-another host needs another pool, which the gray-release work adds.
+the dependency is never contacted.
+
+Lanes: the resource names the URL asked for (the service); `http.route` then picks an instance
+of the request's lane, else base. A pool is bound to one host, so a call routed elsewhere runs
+its `urlopen` body on a pool for the routed host instead (the rebound `self`): one per original
+pool and routed address, created on first use with the original pool's class and settings
+(timeout, retries, headers, size, proxy, TLS), kept while the original pool lives. A forward
+proxy's pool (the URL names the destination, not the pool's host) just gets the routed URL. When
+a lane instance refuses the connection, the exit hook sends the same request through the pool of
+`http.route_fallback`'s base instance while the call is still marked as a client call (so the
+retry is not governed twice), and the call's outcome becomes the retry's.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
 from urllib3._collections import HTTPHeaderDict
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import HTTPResponse
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import Entry, HttpFallback
 from instpy.runtime.hooks.http import (
     admit_outbound,
+    connection_refused,
     finish,
     mark_client,
     nested_client,
@@ -34,6 +48,7 @@ from instpy.runtime.hooks.http import (
     outgoing_headers,
     reason,
     route,
+    route_fallback,
     unmark_client,
 )
 
@@ -53,6 +68,43 @@ def _origin(pool: Any) -> str:
     return f"{pool.scheme}://{host}:{port}"
 
 
+# Pools for routed addresses, per original pool: {original: {"host:port": pool}}.
+_ROUTED: weakref.WeakKeyDictionary[HTTPConnectionPool, dict[str, HTTPConnectionPool]] = (
+    weakref.WeakKeyDictionary())
+_ROUTED_LOCK = threading.Lock()
+_TLS = ("key_file", "cert_file", "cert_reqs", "key_password", "ca_certs", "ca_cert_dir",
+        "ssl_version", "ssl_minimum_version", "ssl_maximum_version", "assert_hostname",
+        "assert_fingerprint")
+
+
+def _like(pool: HTTPConnectionPool, host: str, port: int | None) -> HTTPConnectionPool:
+    """A new pool for host:port with `pool`'s class and settings."""
+    kw: dict[str, Any] = dict(pool.conn_kw)
+    if isinstance(pool, HTTPSConnectionPool):
+        kw.update((name, getattr(pool, name)) for name in _TLS)
+    queue = pool.pool
+    return type(pool)(
+        host, port, timeout=pool.timeout, maxsize=queue.maxsize if queue is not None else 1,
+        block=pool.block, headers=pool.headers, retries=pool.retries, _proxy=pool.proxy,
+        _proxy_headers=pool.proxy_headers, _proxy_config=pool.proxy_config, **kw,
+    )
+
+
+def _pool_for(pool: HTTPConnectionPool, url: str) -> HTTPConnectionPool:
+    """The pool that sends `pool`'s calls routed to `url`'s host."""
+    netloc = urlsplit(url).netloc
+    pools = _ROUTED.get(pool)
+    found = pools.get(netloc) if pools is not None else None
+    if found is None:
+        parts = urlsplit(url)
+        with _ROUTED_LOCK:
+            pools = _ROUTED.setdefault(pool, {})
+            found = pools.get(netloc)
+            if found is None:
+                found = pools[netloc] = _like(pool, parts.hostname or "", parts.port)
+    return found
+
+
 def _answer(method: str, url: str, fallback: HttpFallback, params: dict[str, Any]) -> HTTPResponse:
     body = fallback.body.encode("utf-8")
     headers = HTTPHeaderDict()
@@ -70,21 +122,25 @@ def on_enter(call: Call) -> None:
     if nested_client():
         return  # an outer governed client (requests, or this pool's own retry) counts the call
     params = call.params
+    pool: HTTPConnectionPool = params["self"]
     url: str = params["url"]
     relative = url.startswith("/")
-    full = _origin(params["self"]) + url if relative else url
+    full = _origin(pool) + url if relative else url
     method: str = params["method"]
     resource = outbound_resource(method, full)  # before routing: resources name services
     routed = route(full)
     if routed != full:
-        origin = _origin(params["self"])
-        if routed.startswith(origin + "/"):
-            full = routed
-            params["url"] = routed[len(origin):] if relative else routed
+        call.data["pool"] = pool
+        call.data["routed"] = routed
+        if relative or pool.is_same_host(url):  # the pool is bound to the service's host
+            params["self"] = _pool_for(pool, routed)
+        if not relative:  # (a forward proxy's pool takes the destination in the URL)
+            params["url"] = routed
+        full = routed
     extra = outgoing_headers()
     if extra:
         headers = params["headers"]
-        merged = HTTPHeaderDict(headers if headers is not None else params["self"].headers)
+        merged = HTTPHeaderDict(headers if headers is not None else pool.headers)
         for name, value in extra:
             merged[name] = value
         params["headers"] = merged
@@ -96,9 +152,35 @@ def on_enter(call: Call) -> None:
     call.skip(_answer(method, full, outcome, params))
 
 
+def _retry_on_base(call: Call, routed: str) -> None:
+    """A lane instance refused the connection: send the same request to a base instance (the
+    request never reached the lane instance); the retry's outcome becomes the call's."""
+    base = route_fallback(routed)
+    if base is None:
+        return
+    params = call.params
+    pool: HTTPConnectionPool = call.data["pool"]
+    url: str = params["url"]
+    if url.startswith("/"):
+        target = _pool_for(pool, base)
+    else:
+        target = params["self"] if params["self"] is pool else _pool_for(pool, base)
+        url = base
+    kwargs = {k: v for k, v in params.items() if k not in ("self", "method", "url", "response_kw")}
+    kwargs.update(params["response_kw"])
+    try:
+        call.return_value = target.urlopen(params["method"], url, **kwargs)
+        call.exception = None
+    except Exception as exc:  # the base's own failure is the call's outcome
+        call.exception = exc
+
+
 def on_exit(call: Call) -> None:
     token = call.data.get("client")
     if token is None:
         return
+    routed = call.data.get("routed")
+    if routed is not None and call.exception is not None and connection_refused(call.exception):
+        _retry_on_base(call, routed)  # still marked as a client call: not governed twice
     unmark_client(token)
     finish(call.data.get("entry"), call.exception, getattr(call.return_value, "status", None))
