@@ -36,10 +36,12 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import logging
 import mmap
 import os
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable
 
@@ -79,7 +81,7 @@ class Segment:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.sem_name = "/instpy-" + hashlib.sha1(path.encode()).hexdigest()[:20]
+        self.sem_name = "/instpy-" + _digest(path)
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(self.fd).st_size < SIZE:
             os.ftruncate(self.fd, SIZE)  # zeros; racing processes extend to the same size
@@ -265,6 +267,9 @@ class Segment:
             self.worker = -1
         finally:
             self.release()
+        _alive.discard(self)
+        if _segments.get(self.path) is self:
+            del _segments[self.path]
 
 
 _segments: dict[str, Segment] = {}
@@ -275,20 +280,69 @@ _alive: weakref.WeakSet[Segment] = weakref.WeakSet()
 def segment_for(key: str, directory: str | None = None) -> Segment:
     """This process's segment of instance `key` (one per path: a second open file would drop
     the liveness lock when closed)."""
-    path = os.path.join(directory or shared_dir(), f"instpy-{key}.seg")
+    folder = directory or shared_dir()
+    path = os.path.join(folder, f"instpy-{key}.seg")
     with _open_lock:
         seg = _segments.get(path)
         if seg is None or seg.pid != os.getpid():
+            remove_stale(folder, keep=path)
             seg = _segments[path] = Segment(path)
             _alive.add(seg)
         return seg
+
+
+def remove_stale(folder: str, keep: str, min_age_s: float = 10.0) -> None:
+    """Remove segments (and their semaphores) no live process is registered in.
+
+    Workers that exit together each see the others still alive, so the last-one-out rule in
+    `leave` misses some; a SIGKILLed instance never runs it. A file younger than `min_age_s`
+    is left alone: its creator may not have registered yet."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith("instpy-") and n.endswith(".seg")]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        path = os.path.join(folder, name)
+        if path == keep or path in _segments:
+            continue  # this process's own: opening and closing it would drop its locks
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            if now - os.fstat(fd).st_mtime < min_age_s:
+                continue
+            for i in range(MAX_WORKERS):
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, LIVE_BASE + i)
+                except OSError:
+                    break  # a live worker: in use
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                with contextlib.suppress(OSError):
+                    _multiprocessing.sem_unlink("/instpy-" + _digest(path))
+        finally:
+            os.close(fd)  # drops the probe locks
+
+
+def _digest(path: str) -> str:
+    return hashlib.sha1(path.encode()).hexdigest()[:20]
 
 
 def _after_fork_in_child() -> None:
     global _open_lock
     _open_lock = threading.Lock()  # another thread may have held it at the fork
     for seg in list(_alive):
-        seg.after_fork()
+        if seg.worker < 0:
+            continue  # left (its file and semaphore may be gone)
+        try:
+            seg.after_fork()
+        except Exception as exc:  # this child then has no slot: it must not use the segment
+            seg.worker = -1
+            logging.getLogger("instpy.governance").error(
+                "instpy: shared segment %s unusable after fork: %s", seg.path, exc)
 
 
 def _at_exit() -> None:
