@@ -3,6 +3,10 @@
 Every candidate calls the same function. Numbers are ns per call; `over base` is what each
 adds to a bare call. Run: `python bench/overhead.py`.
 
+The `shared` rows run the same engine API over the counters a pre-fork server's workers share
+(stat/shared.py: a shared-memory segment and a process-shared lock), printed side by side with
+the per-process rows at the end (target: at most +300 ns per call).
+
 Two kinds of instpy rows: `engine API` calls `Engine.entry`/`Entry.exit` directly (what a
 framework hook does per request), and `compiled` rows call a function our build rewrote
 (`instpy.build.inject.inject`) with the method hooks, the way a governed artifact runs: an
@@ -31,6 +35,8 @@ from instpy.runtime import injected
 from instpy.runtime.config.document import parse_config
 from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Entry
+from instpy.runtime.shared.segment import segment_for
+from instpy.runtime.stat.shared import SharedStore
 
 BIG = 1_000_000_000  # thresholds never reached: we time the pass path
 CONFIG = f"""
@@ -82,6 +88,9 @@ def work() -> int:
 def main() -> None:
     idle_engine = Engine()
     eng = Engine(parse_config(CONFIG, "bench.yaml"))
+    shm = tempfile.TemporaryDirectory()
+    segment = segment_for(f"bench{os.getpid()}", shm.name)
+    shared = Engine(parse_config(CONFIG, "bench.yaml"), store=SharedStore(segment))
     # The method hooks use the process's engine, which reads INSTPY_GOVERNANCE.
     folder = tempfile.TemporaryDirectory()
     rules = Path(folder.name) / "governance.yaml"
@@ -139,6 +148,11 @@ def main() -> None:
         ("instpy engine API: flow", governed(eng, "flow")),
         ("instpy engine API: flow + breaker", governed(eng, "full")),
         ("instpy engine API: flow + breaker + hot param", governed(eng, "full_hot", lookup)),
+        ("instpy shared engine API: statistics only", governed(shared, "stats")),
+        ("instpy shared engine API: flow", governed(shared, "flow")),
+        ("instpy shared engine API: flow + breaker", governed(shared, "full")),
+        ("instpy shared engine API: flow + breaker + hot param",
+         governed(shared, "full_hot", lookup)),
         ("instpy compiled: idle target", lambda: mod.idle("user-1")),
         ("instpy compiled: statistics only", lambda: mod.stats("user-1")),
         ("instpy compiled: flow", lambda: mod.flow("user-1")),
@@ -163,8 +177,16 @@ def main() -> None:
     print("compiled (ns over the same function without a trampoline): "
           + ", ".join(f"{name.split(': ')[1]} {best[name] - shape:.0f}"
                       for name in best if name.startswith("instpy compiled")))
+    print("\nper process vs shared by the instance's workers (engine API, ns over bare call):")
+    for case in ("statistics only", "flow", "flow + breaker", "flow + breaker + hot param"):
+        local = best[f"instpy engine API: {case}"] - best["bare call"]
+        inst = best[f"instpy shared engine API: {case}"] - best["bare call"]
+        print(f"  {case:<28} per process {local:7.0f}   shared {inst:7.0f}   "
+              f"+{inst - local:.0f}")
     from instpy.runtime.governance import engine
     engine().close()
+    segment.leave()
+    shm.cleanup()
     folder.cleanup()
 
 
