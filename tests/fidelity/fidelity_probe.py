@@ -9,6 +9,7 @@ session ends. It never starts the engine itself: if no hook ran, the report says
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,20 @@ from pathlib import Path
 import pytest
 
 _outcomes: dict[str, str] = {}
+_runtime_errors: list[str] = []
+
+
+class _Keep(logging.Handler):
+    """Keeps the runtime's first error lines (a failing hook, with its traceback): the suite's
+    own log capture would show them only under a failing test."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(_runtime_errors) < 5:
+            _runtime_errors.append(logging.Formatter().format(record))
+
+
+# A child of the `instpy` logger, so the runtime's own stderr set-up is left as it is.
+logging.getLogger("instpy.runtime").addHandler(_Keep(logging.ERROR))
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
@@ -58,6 +73,7 @@ def _governance() -> dict[str, object] | None:
         "inactive_targets": sorted({t.fingerprint for t in injected.all_targets()
                                     if not t.active}),
         "hook_failures": dict(injected.hook_failures()),
+        "errors": _runtime_errors,
         "engine": False,
     }
     governance = sys.modules.get("instpy.runtime.governance")

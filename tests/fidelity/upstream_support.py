@@ -369,18 +369,6 @@ def run_both(prep: Prepared) -> tuple[SuiteRun, SuiteRun]:
     return runs["original"], runs["governed"]
 
 
-def hook_errors(output: str) -> str:
-    """The runtime's log lines about failing hooks, with their tracebacks."""
-    lines = output.splitlines()
-    keep: list[str] = []
-    for i, line in enumerate(lines):
-        if "instpy hook" in line:
-            keep.append(line)
-            keep.extend(x for x in lines[i + 1:i + 40] if x.startswith((" ", "Traceback"))
-                        or "Error" in x)
-    return "\n".join(keep)
-
-
 def differences(original: SuiteRun, governed: SuiteRun) -> list[str]:
     """One line per test whose outcome differs (or that only one run has)."""
     lines = []
