@@ -29,6 +29,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/overhead.py
 	$(PY) bench/build_speed.py
+	$(PY) bench/trampoline.py
+	$(PY) bench/http_rps.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
