@@ -10,9 +10,19 @@ wrapped with `grpc.intercept_channel` (on_exit); aio factories take `interceptor
 prepends ours (instgo's SetParam).
 
 Resource: `grpc://TARGET/package.Service/Method`, TARGET as the service passed it to the factory
-(`grpc://127.0.0.1:50051/shop.Stock/Count`, `grpc://stock:50051/shop.Stock/Count`). The target is
-routed through `http.route("grpc://TARGET")` when the channel is created (a channel connects to
-one target for its life), and every call carries `http.outgoing_headers()` as metadata.
+(`grpc://127.0.0.1:50051/shop.Stock/Count`, `grpc://stock:50051/shop.Stock/Count`); every call
+carries `http.outgoing_headers()` as metadata.
+
+Lanes, per call: a real channel connects to one address for its life, so the factory's channel is
+wrapped in one that keeps the service's TARGET and picks, for each call, the address
+`http.route("grpc://TARGET")` gives for the calling request's lane (an instance of its lane, else
+base; TARGET itself when no `services:` entry names it), with a real channel per routed address
+created on first use by the same factory with the same arguments (options, credentials,
+compression, the user's interceptors). When a lane instance refuses the connection (UNAVAILABLE,
+failed to connect), a unary-unary call is sent again to `http.route_fallback`'s base instance
+while still marked as a client call, so it is governed once and ends as the retry did: sync calls
+in the routing channel under our interceptor (`__call__`/`with_call`; `future()` and streaming
+calls are routed but not retried), aio calls in our interceptor, which awaits the call anyway.
 
 A refused call never reaches the server: it fails like a real call that got RESOURCE_EXHAUSTED
 (limits) or UNAVAILABLE (open breaker, or a `degrade:` resource — the dependency is switched
@@ -25,7 +35,9 @@ must return a message of the method's type), so `degrade:` answers with that err
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 import grpc  # type: ignore[import-untyped]
@@ -37,6 +49,7 @@ from instpy.runtime.hooks.grpc_common import (
     admit,
     admit_async,
     callee_error,
+    connect_failed,
     failed,
     is_idle,
     refusal_code,
@@ -48,6 +61,7 @@ from instpy.runtime.hooks.http import (
     nested_client,
     outgoing_headers,
     route,
+    route_fallback,
     unmark_client,
 )
 
@@ -58,35 +72,263 @@ _SCHEME = "grpc://"
 _WHERE = "instpy.runtime.hooks.grpc_client"
 
 
-def _route(call: Call) -> str:
-    """Route the factory's target; return the resource prefix `grpc://TARGET` (unrouted: a
-    resource names the destination service, not the instance a lane picked)."""
-    target = str(call.params["target"])
-    routed = route(_SCHEME + target)
-    if routed.startswith(_SCHEME):
-        call.params["target"] = routed[len(_SCHEME):]
-    return _SCHEME + target
+# Set while this module creates a routed channel with a hooked factory: the hooks stand aside.
+_RAW: ContextVar[bool] = ContextVar("instpy_grpc_raw_channel", default=False)
+
+
+def _factory(fingerprint: str) -> Callable[..., Any]:
+    """The (hooked) factory a channel was made with, to make its routed twins."""
+    secure = fingerprint.endswith(":secure_channel")
+    module: Any = grpc.aio if fingerprint.startswith("grpc.aio") else grpc
+    factory: Callable[..., Any] = module.secure_channel if secure else module.insecure_channel
+    return factory
+
+
+class _Lanes:
+    """One channel as the service made it: its target (maybe a service named under `services:`)
+    and a real channel per address calls were routed to, made like the original on first use."""
+
+    def __init__(self, call: Call, resources: _Resources | None = None) -> None:
+        self.target = str(call.params["target"])
+        self.url = _SCHEME + self.target
+        self.resources = resources  # aio: the governors' resource names
+        self.factory = _factory(call.function)
+        self.params = dict(call.params)
+        self.original: Any = None
+        self.channels: dict[str, Any] = {}
+        self.methods: dict[bytes, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # aio retries
+        self._lock = threading.Lock()
+
+    def address(self) -> str:
+        """Where the calling request's call goes now (the target itself if routing fails: we
+        fail open)."""
+        try:
+            routed = route(self.url)
+        except Exception as exc:
+            failed(_WHERE, exc)
+            return self.target
+        return routed[len(_SCHEME):] if routed != self.url else self.target
+
+    def fallback(self, address: str) -> str | None:
+        """After `address` refused the connection: a base address to retry on, if it is a lane
+        instance of the service."""
+        try:
+            base = route_fallback(_SCHEME + address)
+        except Exception as exc:
+            failed(_WHERE, exc)
+            return None
+        return base[len(_SCHEME):] if base is not None else None
+
+    def channel(self, address: str) -> Any:
+        if address == self.target:
+            return self.original
+        found = self.channels.get(address)
+        if found is None:
+            with self._lock:
+                found = self.channels.get(address)
+                if found is None:
+                    found = self.channels[address] = self._make(address)
+        return found
+
+    def _make(self, address: str) -> Any:
+        params = {**self.params, "target": address}
+        if self.resources is not None:  # aio: our governors, then the user's interceptors
+            params["interceptors"] = [*_aio_governors(self.resources, self, address),
+                                      *(params.get("interceptors") or ())]
+        token = _RAW.set(True)
+        try:
+            return self.factory(**params)
+        finally:
+            _RAW.reset(token)
+
+    def all(self) -> list[Any]:
+        with self._lock:
+            return [self.original, *self.channels.values()]
 
 
 def on_enter_channel(call: Call) -> None:
-    """`grpc.insecure_channel` / `grpc.secure_channel`: route the target."""
-    call.data["base"] = _route(call)
+    """`grpc.insecure_channel` / `grpc.secure_channel`: remember how the channel is made."""
+    if not _RAW.get():
+        call.data["lanes"] = _Lanes(call)
 
 
 def on_exit_channel(call: Call) -> None:
-    """Wrap the new channel with our interceptor."""
-    base = call.data.get("base")
-    if call.exception is None and base is not None:
-        call.return_value = grpc.intercept_channel(call.return_value, SyncGovernor(base))
+    """Route each call by its request's lane, and govern it with our interceptor."""
+    lanes: _Lanes | None = call.data.get("lanes")
+    if call.exception is None and lanes is not None:
+        lanes.original = call.return_value
+        call.return_value = grpc.intercept_channel(_LaneChannel(lanes),
+                                                   SyncGovernor(lanes.url))
 
 
 def on_enter_aio_channel(call: Call) -> None:
-    """`grpc.aio.insecure_channel` / `secure_channel`: route the target, prepend ours."""
-    base = _route(call)
+    """`grpc.aio.insecure_channel` / `secure_channel`: prepend our interceptors."""
+    if _RAW.get():
+        return
     given = list(call.params.get("interceptors") or ())
-    if not any(isinstance(i, _AioGovernor) for i in given):
-        given[:0] = aio_governors(base)
+    if any(isinstance(i, _AioGovernor) for i in given):
+        return
+    lanes = _Lanes(call, _Resources(_SCHEME + str(call.params["target"])))
+    call.data["lanes"] = lanes
+    given[:0] = _aio_governors(lanes.resources, lanes, lanes.target)  # type: ignore[arg-type]
     call.params["interceptors"] = given
+
+
+def on_exit_aio_channel(call: Call) -> None:
+    """Route each call by its request's lane."""
+    lanes: _Lanes | None = call.data.get("lanes")
+    if call.exception is None and lanes is not None:
+        lanes.original = call.return_value
+        call.return_value = _AioLaneChannel(lanes)
+
+
+class _Routed:
+    """One method of a routing channel: each call goes to the real channel of the address its
+    request's lane picks (the multicallable per address made once)."""
+
+    def __init__(self, lanes: _Lanes, kind: str, method: Any, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self._lanes = lanes
+        self._kind = kind
+        self._method = method
+        self._args = args
+        self._kwargs = kwargs
+        self._callables: dict[str, Any] = {}
+
+    def _on(self, address: str) -> Any:
+        found = self._callables.get(address)
+        if found is None:
+            channel = self._lanes.channel(address)
+            found = getattr(channel, self._kind)(self._method, *self._args, **self._kwargs)
+            self._callables[address] = found
+        return found
+
+    def _base(self, address: str, exc: grpc.RpcError) -> str | None:
+        if self._kind != "unary_unary" or not connect_failed(exc.code(), exc.details()):
+            return None
+        return self._lanes.fallback(address)
+
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        address = self._lanes.address()
+        try:
+            return self._on(address)(request, *args, **kwargs)
+        except grpc.RpcError as exc:
+            base = self._base(address, exc)
+            if base is None:
+                raise
+        return self._on(base)(request, *args, **kwargs)
+
+    def with_call(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        address = self._lanes.address()
+        try:
+            return self._on(address).with_call(request, *args, **kwargs)
+        except grpc.RpcError as exc:
+            base = self._base(address, exc)
+            if base is None:
+                raise
+        return self._on(base).with_call(request, *args, **kwargs)
+
+    def future(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._on(self._lanes.address()).future(request, *args, **kwargs)
+
+
+class _LaneChannel(grpc.Channel):  # type: ignore[misc]
+    """A sync channel whose calls go where their request's lane says (see `_Routed`)."""
+
+    def __init__(self, lanes: _Lanes) -> None:
+        self._lanes = lanes
+        # grpc's interceptor asks its channel for the multicallable on every call: made once
+        self._made: dict[tuple[Any, ...], _Routed] = {}
+
+    def _routed(self, kind: str, method: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> _Routed:
+        key = (kind, method, args, *kwargs.items())
+        try:
+            found = self._made.get(key)
+        except TypeError:  # an unhashable argument: made for this call only
+            return _Routed(self._lanes, kind, method, args, kwargs)
+        if found is None:
+            found = self._made[key] = _Routed(self._lanes, kind, method, args, kwargs)
+        return found
+
+    def unary_unary(self, method: Any, *args: Any, **kwargs: Any) -> _Routed:
+        return self._routed("unary_unary", method, args, kwargs)
+
+    def unary_stream(self, method: Any, *args: Any, **kwargs: Any) -> _Routed:
+        return self._routed("unary_stream", method, args, kwargs)
+
+    def stream_unary(self, method: Any, *args: Any, **kwargs: Any) -> _Routed:
+        return self._routed("stream_unary", method, args, kwargs)
+
+    def stream_stream(self, method: Any, *args: Any, **kwargs: Any) -> _Routed:
+        return self._routed("stream_stream", method, args, kwargs)
+
+    def subscribe(self, callback: Callable[[Any], None], try_to_connect: bool = False) -> None:
+        self._lanes.original.subscribe(callback, try_to_connect=try_to_connect)
+
+    def unsubscribe(self, callback: Callable[[Any], None]) -> None:
+        self._lanes.original.unsubscribe(callback)
+
+    def close(self) -> None:
+        for channel in self._lanes.all():
+            channel.close()
+
+    def __enter__(self) -> _LaneChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AioRouted(_Routed):
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._on(self._lanes.address())(request, *args, **kwargs)
+
+
+class _AioLaneChannel(grpc.aio.Channel):  # type: ignore[misc]
+    """An aio channel whose calls go where their request's lane says; our interceptor on each
+    real channel retries a refused lane instance on base (see `_AioUnaryUnary`)."""
+
+    def __init__(self, lanes: _Lanes) -> None:
+        self._lanes = lanes
+
+    def _routed(self, kind: str, method: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> _AioRouted:
+        if kind == "unary_unary":
+            key = method.encode() if isinstance(method, str) else method
+            self._lanes.methods[key] = (args, kwargs)
+        return _AioRouted(self._lanes, kind, method, args, kwargs)
+
+    def unary_unary(self, method: Any, *args: Any, **kwargs: Any) -> _AioRouted:
+        return self._routed("unary_unary", method, args, kwargs)
+
+    def unary_stream(self, method: Any, *args: Any, **kwargs: Any) -> _AioRouted:
+        return self._routed("unary_stream", method, args, kwargs)
+
+    def stream_unary(self, method: Any, *args: Any, **kwargs: Any) -> _AioRouted:
+        return self._routed("stream_unary", method, args, kwargs)
+
+    def stream_stream(self, method: Any, *args: Any, **kwargs: Any) -> _AioRouted:
+        return self._routed("stream_stream", method, args, kwargs)
+
+    async def close(self, grace: float | None = None) -> None:
+        for channel in self._lanes.all():
+            await channel.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> Any:
+        return self._lanes.original.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: Any) -> None:
+        await self._lanes.original.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._lanes.original.channel_ready()
+
+    async def __aenter__(self) -> _AioLaneChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close(None)
 
 
 class _Details(NamedTuple):
@@ -240,8 +482,26 @@ class SyncGovernor(*_SYNC_KINDS):  # type: ignore[misc]
 
 
 class _AioGovernor:
-    def __init__(self, resource: _Resources) -> None:
+    def __init__(self, resource: _Resources, lanes: _Lanes | None = None,
+                 address: str | None = None) -> None:
         self._resource = resource
+        self._lanes = lanes
+        self._address = address  # the address this governor's channel connects to
+
+    def _retry(self, details: Any, request: Any, exc: grpc.aio.AioRpcError) -> Any:
+        """A lane instance refused the connection: the same unary call sent to a base instance
+        (still marked as a client call: the base channel's governor stands aside); else None."""
+        lanes, address = self._lanes, self._address
+        if lanes is None or address is None or not connect_failed(exc.code(), exc.details()):
+            return None
+        known = lanes.methods.get(details.method)
+        base = lanes.fallback(address) if known is not None else None
+        if base is None or known is None:
+            return None
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        send = lanes.channel(base).unary_unary(method, *known[0], **known[1])
+        return send(request, timeout=details.timeout, metadata=details.metadata,
+                    credentials=details.credentials, wait_for_ready=details.wait_for_ready)
 
     async def _admit(self, details: Any) -> tuple[Entry | None, Any]:
         """(entry, details to send); raises the refusal. (None, details): go on ungoverned."""
@@ -313,8 +573,16 @@ class _AioUnaryUnary(_AioGovernor, grpc.aio.UnaryUnaryClientInterceptor):  # typ
             try:
                 await call  # a unary call's outcome is its response: wait for it here
             except grpc.aio.AioRpcError as exc:
-                entry.exit(exc if callee_error(exc.code(), exc) else None)
-                return call  # the caller's await raises the same error
+                retry = self._retry(details, request, exc)
+                if retry is None:
+                    entry.exit(exc if callee_error(exc.code(), exc) else None)
+                    return call  # the caller's await raises the same error
+                call = retry  # the call's outcome is the retry's
+                try:
+                    await call
+                except grpc.aio.AioRpcError as again:
+                    entry.exit(again if callee_error(again.code(), again) else None)
+                    return call
         except BaseException as exc:
             entry.exit(None if isinstance(exc, asyncio.CancelledError) else exc)
             raise
@@ -342,8 +610,13 @@ class _AioStreamStream(_AioGovernor, grpc.aio.StreamStreamClientInterceptor):  #
         return await self._start(continuation, client_call_details, request_iterator)
 
 
+def _aio_governors(names: _Resources, lanes: _Lanes | None,
+                   address: str | None) -> list[_AioGovernor]:
+    """The four interceptors of one real aio channel of `lanes`, connected to `address`."""
+    return [kind(names, lanes, address)
+            for kind in (_AioUnaryUnary, _AioUnaryStream, _AioStreamUnary, _AioStreamStream)]
+
+
 def aio_governors(base: str) -> list[_AioGovernor]:
     """The four interceptors of one aio channel whose target is `base` (`grpc://TARGET`)."""
-    names = _Resources(base)
-    return [_AioUnaryUnary(names), _AioUnaryStream(names), _AioStreamUnary(names),
-            _AioStreamStream(names)]
+    return _aio_governors(_Resources(base), None, None)

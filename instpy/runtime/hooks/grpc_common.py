@@ -87,6 +87,12 @@ def callee_error(code: object, exception: BaseException | None) -> bool:
     return code in _CALLEE_ERRORS
 
 
+def connect_failed(code: object, details: str | None) -> bool:
+    """Whether a call failed because the channel could not connect (UNAVAILABLE, "failed to
+    connect"): the request never reached the server, so sending it elsewhere is safe."""
+    return code == grpc.StatusCode.UNAVAILABLE and "connect" in (details or "").lower()
+
+
 def metadata_value(metadata: Iterable[tuple[str, object]] | None, name: str) -> object:
     """The first value of metadata key `name` (gRPC keys are lowercase), or None."""
     if not metadata:
