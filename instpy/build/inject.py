@@ -147,6 +147,10 @@ def _map_blocks(stmt: cst.BaseStatement, fn: _SuiteFn) -> cst.BaseStatement:
 
     Returns `stmt` itself when no block changed.
     """
+    if isinstance(stmt, cst.Match):
+        # A match statement has no body of its own: its blocks are the cases.
+        cases = [_with_suite(c, fn) for c in stmt.cases]
+        return stmt if _same(stmt.cases, cases) else stmt.with_changes(cases=cases)
     if isinstance(stmt, cst.SimpleStatementLine) or not hasattr(stmt, "body"):
         return stmt
     changes: dict[str, object] = {}
@@ -161,10 +165,6 @@ def _map_blocks(stmt: cst.BaseStatement, fn: _SuiteFn) -> cst.BaseStatement:
             finalbody = _with_suite(stmt.finalbody, fn)
             if finalbody is not stmt.finalbody:
                 changes["finalbody"] = finalbody
-    if isinstance(stmt, cst.Match):
-        cases = [_with_suite(c, fn) for c in stmt.cases]
-        if not _same(stmt.cases, cases):
-            changes["cases"] = cases
     orelse = getattr(stmt, "orelse", None)
     new_orelse: object = orelse
     if isinstance(orelse, cst.If):

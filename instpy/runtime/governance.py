@@ -37,7 +37,7 @@ from instpy.runtime.fallback import DEFAULT_HTTP_FALLBACK, HttpFallback, MethodF
 __all__ = [
     "CLOSED", "DEFAULT_HTTP_FALLBACK", "HALF_OPEN", "OPEN", "Blocked", "BlockedError",
     "ConfigError", "Engine", "Entry", "GovernanceConfig", "HttpFallback", "MethodFallback",
-    "StateChange", "engine", "parse_config",
+    "StateChange", "engine", "engine_async", "parse_config",
 ]
 
 _lock = threading.Lock()
@@ -72,3 +72,19 @@ def engine() -> Engine:
             eng.watch(os.environ.get("INSTPY_GOVERNANCE") or "governance.yaml",
                       first_in_background=_in_event_loop())
     return _engine[0]
+
+
+async def engine_async() -> Engine:
+    """`engine()` for coroutines: the first call builds the engine in a worker thread, because
+    building it reads files (governance.yaml, /proc for the instance's identity) and an event
+    loop must not block on that. Later calls return at once."""
+    if _engine:
+        return _engine[0]
+    if asyncio._get_running_loop() is not None:
+        return await asyncio.get_running_loop().run_in_executor(None, engine)
+    trio = sys.modules.get("trio")
+    to_thread = getattr(getattr(trio, "to_thread", None), "run_sync", None)
+    if callable(to_thread):
+        built: Engine = await to_thread(engine)
+        return built
+    return engine()

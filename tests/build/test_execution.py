@@ -209,3 +209,40 @@ def test_hook_failure_logged_once(
         assert [mod.f(i) for i in range(3)] == [0, 1, 2]
     logged = [r for r in caplog.records if "instpy_t_missing:hook" in r.getMessage()]
     assert len(logged) == 1 and "as if it were not injected" in logged[0].getMessage()
+
+
+MATCHES = """\
+def classify(value):
+    match value:
+        case 0:
+            return "zero"
+        case [x, *_]:
+            def first():
+                return x
+            return first()
+        case _:
+            pass
+    return "other"
+
+def after(n):
+    return n * 2
+"""
+
+
+@pytest.mark.parametrize("exit_hook", [True, False], ids=["enter+exit", "enter-only"])
+def test_match_statements_are_walked(tmp_path: Path, recorder: Recorder, exit_hook: bool) -> None:
+    # A def inside a case keeps the plan's numbering; a return inside a case reaches the exit
+    # hooks like any other return.
+    rewritten = import_source(tmp_path, rewrite(tmp_path, MATCHES,
+                                                  match_all(tmp_path, exit_hook=exit_hook)))
+    assert [rewritten.classify(v) for v in (0, [7, 8], "z")] == ["zero", 7, "other"]
+    assert rewritten.after(4) == 8
+    enters = [e[1] for e in recorder.events if e[0] == "enter"]
+    exits = [e for e in recorder.events if e[0] == "exit"]
+    assert enters.count("mod:classify") == 3 and "mod:classify.<locals>.first" in enters
+    assert "mod:after" in enters
+    if exit_hook:
+        returned = [e[2] for e in exits if e[1] == "mod:classify"]
+        assert returned == ["zero", 7, "other"]
+    else:
+        assert exits == []

@@ -61,3 +61,27 @@ def test_first_load_in_the_caller_by_default(tmp_path: Path) -> None:
         assert eng.rules_for("GET /x") is not None  # applied before watch() returned
     finally:
         eng.close()
+
+
+def test_engine_async_builds_the_engine_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built_on: list[int] = []
+    sentinel = Engine()
+
+    def build() -> Engine:
+        built_on.append(threading.get_ident())
+        return sentinel
+
+    monkeypatch.setattr(governance, "_engine", [])
+    monkeypatch.setattr(governance, "engine", build)
+
+    async def first_request() -> tuple[Engine, int]:
+        return await governance.engine_async(), threading.get_ident()
+
+    try:
+        got, loop_thread = asyncio.run(first_request())
+        assert got is sentinel
+        assert built_on and built_on[0] != loop_thread
+    finally:
+        sentinel.close()

@@ -21,7 +21,7 @@ import grpc  # type: ignore[import-untyped]
 
 from instpy.runtime import injected
 from instpy.runtime.entry import IDLE_ENTRY
-from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine
+from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine, engine_async
 from instpy.runtime.hooks.http import enter_lane
 
 Lookup = Callable[[str, str], object]
@@ -59,7 +59,8 @@ def admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked
 
 async def admit_async(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
     """`admit` for grpc.aio: a throttled call waits with the loop's sleep."""
-    return _lane(await engine().entry_async(resource, traffic, lookup), traffic, lookup)
+    return _lane(await (await engine_async()).entry_async(resource, traffic, lookup), traffic,
+                 lookup)
 
 
 def is_idle(entry: Entry) -> bool:

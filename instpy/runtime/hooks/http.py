@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
-from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine
+from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine, engine_async
 from instpy.runtime.lanes import context as lane_context
 from instpy.runtime.lanes.router import base_url_for, route_url
 from instpy.runtime.lanes.stats import LANE_STATS
@@ -54,7 +54,7 @@ def _admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | HttpFa
 
 
 async def _admit_async(resource: str, traffic: str, lookup: Lookup | None) -> Entry | HttpFallback:
-    result = await engine().entry_async(resource, traffic, lookup)
+    result = await (await engine_async()).entry_async(resource, traffic, lookup)
     if isinstance(result, Blocked):
         return result.http_fallback()
     return result
