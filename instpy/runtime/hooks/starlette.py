@@ -68,7 +68,8 @@ class _Exchange:
 
     def header(self, name: str) -> str | None:
         wanted = name.lower().encode("latin-1")
-        for key, value in self.scope["headers"]:
+        # ASGI makes `headers` optional in a scope (test clients and hand-built scopes omit it)
+        for key, value in self.scope.get("headers", ()):
             if key == wanted:
                 return str(value.decode("latin-1"))
         return None
