@@ -195,16 +195,14 @@ class Engine:
         LOG.info(json.dumps({"event": "config_applied", "file": file}))
         return True
 
-    def watch(self, path: str, interval_s: float = 0.25, *,
-              first_in_background: bool = False) -> None:
-        """Load `path` now (or, with `first_in_background`, first thing in the watcher thread)
-        and poll it; a valid change is swapped in within a second."""
+    def watch(self, path: str, interval_s: float = 0.25) -> None:
+        """Load `path` now and poll it; a valid change is swapped in within a second."""
         from instpy.runtime.reload import FileWatcher
         with self._swap_lock:
             self._stop_watcher()
             watcher = FileWatcher(path, self.apply_text, interval_s)
             self._watcher = watcher
-        watcher.start(first_in_background=first_in_background)
+        watcher.start()
 
     def close(self) -> None:
         """Stop background threads and the metrics listener (tests; process exit)."""

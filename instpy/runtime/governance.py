@@ -44,22 +44,13 @@ _lock = threading.Lock()
 _engine: list[Engine] = []  # the one default-instance accessor's slot
 
 
-def _in_event_loop() -> bool:
-    """Whether this thread runs an event loop (asyncio, or trio under anyio)."""
-    if asyncio._get_running_loop() is not None:
-        return True
-    trio = sys.modules.get("trio")
-    in_trio = getattr(getattr(trio, "lowlevel", None), "in_trio_run", None)
-    return bool(in_trio()) if callable(in_trio) else False
-
-
 def engine() -> Engine:
-    """The process's engine, created (and its file watched) on first use.
+    """The process's engine, created (and its file read and watched) on first use.
 
-    Created on an event loop's thread (the first request of an async server), the first read
-    of governance.yaml happens in the watcher thread instead: file I/O there would stall every
-    request the loop serves. The engine is stored before its file is read, so a problem with
-    the file never makes later calls build another engine.
+    The first version of governance.yaml is applied before this returns, so the very first
+    governed call already sees the rules. The engine is stored before its file is read, so a
+    problem with the file never makes later calls build another engine. Coroutines use
+    `engine_async`, which does this work off the event loop.
     """
     if _engine:
         return _engine[0]
@@ -69,8 +60,7 @@ def engine() -> Engine:
             port = int(port_text) if port_text.isdigit() else None
             eng = Engine(metrics_port=port)
             _engine.append(eng)
-            eng.watch(os.environ.get("INSTPY_GOVERNANCE") or "governance.yaml",
-                      first_in_background=_in_event_loop())
+            eng.watch(os.environ.get("INSTPY_GOVERNANCE") or "governance.yaml")
     return _engine[0]
 
 

@@ -30,22 +30,15 @@ class FileWatcher:
         self._thread = threading.Thread(target=self._run, name="instpy-governance-watch",
                                         daemon=True)
 
-    def start(self, *, first_in_background: bool = False) -> None:
-        """Apply the first version now (before returning), or — from inside an event loop,
-        where reading a file would block every other request — first thing in the thread."""
-        if first_in_background:
-            self._thread = threading.Thread(target=self._run, args=(True,),
-                                            name="instpy-governance-watch", daemon=True)
-        else:
-            self.poll()
+    def start(self) -> None:
+        self.poll()  # the first version is applied before start() returns
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _run(self, first: bool = False) -> None:
-        while first or not self._stop.wait(self.interval_s):
-            first = False
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
             try:
                 self.poll()
             except Exception:  # never let the watcher die: the next poll may succeed
