@@ -54,9 +54,11 @@ def decide(environ: dict[str, str] | None = None) -> tuple[bool, str]:
 
 
 def governing() -> bool:
-    """`decide()` for this process, logged once when governance is off."""
+    """`decide()` for this process, logged once when governance is off (an error unless the
+    deployment switched it off on purpose)."""
     logs.configure()
     on, reason = decide()
     if not on:
-        log.error("instpy: %s", reason)
+        deliberate = reason.startswith("INSTPY_ENABLED is off")
+        log.log(logging.INFO if deliberate else logging.ERROR, "instpy: %s", reason)
     return on
