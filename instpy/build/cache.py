@@ -11,11 +11,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from instpy import __version__
+from instpy.build.files import atomic_write
 from instpy.build.plan import PlannedTarget
 from instpy.build.scan import FileScan
 
@@ -85,15 +85,7 @@ class BuildCache:
         payload = json.dumps(meta, sort_keys=True).encode() + b"\n" + (output or b"")
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(payload)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            atomic_write(path, payload, 0o600)
         except OSError as exc:
             # A read-only or full cache only costs speed.
             log.warning("instpy cache entry %s not written (%s)", path, exc)

@@ -11,12 +11,12 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from instpy import __version__
 from instpy.build.errors import EmitError
+from instpy.build.files import atomic_write
 from instpy.build.pipeline import BuildResult
 from instpy.build.rules import RuleSet
 
@@ -46,19 +46,6 @@ def manifest(result: BuildResult, rules: RuleSet, fmt: str) -> dict[str, object]
         "targets": [asdict(t) for t in result.plan.targets],
         "files": result.files,
     }
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".instpy-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _check_out(root: Path, out: Path) -> list[str]:

@@ -34,9 +34,10 @@ from instpy.build.deps import (
     install_wheels,
     service_kind,
 )
-from instpy.build.emit import atomic_write, emit_tree
+from instpy.build.emit import emit_tree
 from instpy.build.endpoints import discover_endpoints
 from instpy.build.errors import EmitError
+from instpy.build.files import atomic_write
 from instpy.build.pipeline import BuildResult, run
 from instpy.build.plan import PlannedTarget, Unmatched
 from instpy.build.rules import RuleSet, load_rules

@@ -20,8 +20,9 @@ import time
 import zipfile
 from pathlib import Path
 
-from instpy.build.emit import atomic_write, source_date_epoch
+from instpy.build.emit import source_date_epoch
 from instpy.build.errors import EmitError
+from instpy.build.files import atomic_write
 from instpy.build.pipeline import BuildResult, run
 from instpy.build.rules import RuleSet
 
