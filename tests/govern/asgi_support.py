@@ -9,12 +9,20 @@ from __future__ import annotations
 import concurrent.futures
 import http.server as http_server
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_support import Reply, free_port, http, instpy, serve, until, write_rules
+from service_support import (
+    LoopbackServer,
+    Reply,
+    free_port,
+    http,
+    instpy,
+    serve,
+    until,
+    write_rules,
+)
 
 APPLIED = '"event": "config_applied"'
 REJECTED = '"event": "config_rejected"'
@@ -28,39 +36,20 @@ def build(service: Path, out: Path, key: str) -> Path:
     return out
 
 
-class Dependency:
+class Dependency(LoopbackServer):
     """A downstream service on loopback: paths starting with `/broken` answer 500, any other
     path 200; counts hits per path."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.hits: dict[str, int] = {}
-        owner = self
-
-        class Handler(http_server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
-                broken = self.path.startswith("/broken")
-                body = b"dependency is broken" if broken else b"dependency says hi"
-                self.send_response(500 if broken else 200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
         self.base = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Dependency:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: http_server.BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        self.hits[request.path] = self.hits.get(request.path, 0) + 1
+        if request.path.startswith("/broken"):
+            return 500, b"dependency is broken"
+        return 200, b"dependency says hi"
 
 
 @dataclass

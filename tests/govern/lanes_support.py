@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import http.server as http_server
 import re
-import threading
 
-from service_support import free_port
+from service_support import LoopbackServer, free_port
 
 SERVICE = "service-x"
 TAGGED = {"x-mse-tag": "gray"}  # sent by an upstream governed service
@@ -21,41 +20,21 @@ FALLBACK = f'instpy_lane_fallback_total{{lane="gray",service="{SERVICE}"}}'
 ROUTED = f'instpy_lane_routed_total{{lane="gray",service="{SERVICE}"}}'
 
 
-class Instance:
+class Instance(LoopbackServer):
     """One instance of service-x on loopback: answers every GET with its name; counts the calls
     it got and remembers the lane tags they carried."""
 
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.name = name
         self.hits = 0
         self.tags: list[str | None] = []
-        owner = self
-
-        class Handler(http_server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.hits += 1
-                owner.tags.append(self.headers.get("x-mse-tag"))
-                body = owner.name.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
         self.address = f"127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Instance:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: http_server.BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        self.hits += 1
+        self.tags.append(request.headers.get("x-mse-tag"))
+        return 200, self.name.encode()
 
 
 def closed_address() -> str:

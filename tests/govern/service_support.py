@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,18 +88,22 @@ def serve(cmd: Sequence[str], port: int, env: Mapping[str, str], cwd: Path,
                 proc.wait()
 
 
-class Dependency:
-    """A tiny HTTP server standing in for a downstream service; counts the calls it gets."""
+_S = TypeVar("_S", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """A tiny threaded HTTP server on 127.0.0.1 standing in for a downstream service.
+
+    Subclasses say how to answer a GET in `answer`; use it as a context manager.
+    """
 
     def __init__(self) -> None:
-        self.hits = 0
         owner = self
 
         class Handler(http_server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                owner.hits += 1
-                body = b"dependency says hi"
-                self.send_response(200)
+                status, body = owner.answer(self)
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -110,13 +115,28 @@ class Dependency:
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Dependency:
+    def answer(self, request: http_server.BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Dependency(LoopbackServer):
+    """Answers every GET with 200 and a fixed body; counts the calls it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits = 0
+
+    def answer(self, request: http_server.BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        self.hits += 1
+        return 200, b"dependency says hi"
 
 
 def write_rules(path: Path, text: str) -> None:
