@@ -34,7 +34,8 @@ from instpy.build.plan import PlannedTarget
 from instpy.runtime import injected
 from instpy.runtime.config.document import parse_config
 from instpy.runtime.engine import Engine
-from instpy.runtime.entry import Entry
+from instpy.runtime.entry import Blocked
+from instpy.runtime.hotspot.check import Lookup
 from instpy.runtime.shared.segment import segment_for
 from instpy.runtime.stat.shared import SharedStore
 
@@ -107,18 +108,24 @@ def main() -> None:
         target.active = False
 
     def governed(engine: Engine, resource: str,
-                 lookup: object = None) -> Callable[[], object]:
-        # One function per candidate, like the peers' rows: what a hook does around the call.
-        entry = engine.entry
+                 lookup: Lookup | None = None) -> Callable[[], object]:
+        # One function per candidate, like the peers' rows: what a hook does around the call,
+        # with the resource handle it fetched once (governance.py, Contract B).
+        res = engine.resource(resource, "internal")
 
         def call() -> object:
-            res = entry(resource, "internal", lookup)  # type: ignore[arg-type]
-            if isinstance(res, Entry):
-                try:
-                    return work()
-                finally:
-                    res.exit()
-            return None
+            if not res.active:
+                return work()
+            token = res.enter(lookup)
+            if token.__class__ is Blocked:
+                return None
+            try:
+                value = work()
+            except BaseException as exc:
+                res.exit(token, exc)
+                raise
+            res.exit(token, None)
+            return value
         return call
 
     def lookup(source: str, name: str) -> object:

@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from instpy.runtime.chain import ExitHook, PassHook, chain
@@ -30,7 +31,7 @@ from instpy.runtime.hotspot import manager as hot_manager
 from instpy.runtime.hotspot.check import HotConcurrencyCheck, Lookup
 from instpy.runtime.isolation import manager as isolation_manager
 from instpy.runtime.plan import Clock, ResourcePlan, Sleep
-from instpy.runtime.stat.local_path import Enter
+from instpy.runtime.resource import Resource
 from instpy.runtime.stat.shared import instance_store
 from instpy.runtime.stat.store import StatsStore
 from instpy.runtime.system import manager as system_manager
@@ -41,6 +42,20 @@ LOG = logging.getLogger("instpy.governance")
 # Resources without rules get statistics only when asked (metrics.all_resources or system
 # rules); outbound URLs can be unbounded, so their number is capped.
 MAX_UNRULED = 5_000
+# Handles kept (and re-bound on every swap) by the engine; see `Engine.resource`.
+MAX_HANDLES = 10_000
+
+
+def _as_entry(plan: ResourcePlan, token: object) -> Entry | Blocked:
+    """The `Entry` API over a plan's token."""
+    if token.__class__ is int:
+        entry = Entry()
+        entry._exit = plan.exit
+        entry.start_ns = token
+        return entry
+    if isinstance(token, (Entry, Blocked)):
+        return token
+    return IDLE_ENTRY
 
 
 class _Snapshot:
@@ -53,8 +68,8 @@ class _Snapshot:
         self.plans = plans
         self.system = system
         self.by_rule = by_rule  # rule -> its stateful check, reused by the next build
-        # What `Engine.entry` calls: every plan's `enter`, the unruled ones added as created.
-        self.routes: dict[str, Enter] = {name: plan.enter for name, plan in plans.items()}
+        # What `Engine.entry` looks up: every plan, the unruled ones added as created.
+        self.routes: dict[str, ResourcePlan] = dict(plans)
         self.unruled: dict[str, ResourcePlan] = {}
         self.unruled_all = config.metrics.all_resources
         self.unruled_inbound = system is not None or config.metrics.inbound
@@ -85,41 +100,58 @@ class Engine:
         self._unruled_lock = threading.Lock()
         self._snapshot = _Snapshot(GovernanceConfig(), {}, None, {})
         self._routes = self._snapshot.routes
+        self._handles: dict[tuple[str, str], Resource] = {}
+        self._overflow: weakref.WeakSet[Resource] = weakref.WeakSet()
         self.load(config if config is not None else GovernanceConfig())
 
     # -- the per-call API (Contract B) -------------------------------------------------------
 
+    def resource(self, name: str, traffic: str = "inbound") -> Resource:
+        """The handle of `name` for `traffic` (resource.py): fetch it once per route or
+        target and keep it; it follows every rule swap. The same handle is returned for the
+        same pair, up to MAX_HANDLES pairs; past that a new handle is bound now and re-bound
+        on swaps only while the caller keeps it."""
+        key = (name, traffic)
+        handle = self._handles.get(key)
+        if handle is not None:
+            return handle
+        handle = Resource(name, traffic)
+        with self._swap_lock:
+            found = self._handles.get(key)
+            if found is not None:
+                return found
+            handle.bind(self._plan_for(self._snapshot, name, traffic), self._sleep)
+            if len(self._handles) < MAX_HANDLES:
+                self._handles[key] = handle
+            else:
+                self._overflow.add(handle)
+        return handle
+
     def entry(self, resource: str, traffic: str = "inbound",
               lookup: Lookup | None = None) -> Entry | Blocked:
         """Govern one call of `resource`: an Entry to exit when the call ends, or Blocked.
-        A throttled call waits here (time.sleep); async code uses `entry_async`."""
-        route = self._routes.get(resource)
-        if route is None:
-            snap = self._snapshot
-            if not (snap.unruled_all or (snap.unruled_inbound and traffic == "inbound")):
-                return IDLE_ENTRY
-            plan = self._unruled(snap, resource)
+        A throttled call waits here (time.sleep); async code uses `entry_async`. Hooks use
+        the allocation-free `resource` handles; this is the convenience form."""
+        plan = self._routes.get(resource)
+        if plan is None:
+            plan = self._plan_for(self._snapshot, resource, traffic)
             if plan is None:
                 return IDLE_ENTRY
-            route = plan.enter
-        return route(lookup, traffic == "inbound", self._sleep)
+        return _as_entry(plan, plan.enter(lookup, traffic == "inbound", self._sleep))
 
     async def entry_async(self, resource: str, traffic: str = "inbound",
                           lookup: Lookup | None = None) -> Entry | Blocked:
         """`entry` for coroutines: a throttled call waits with asyncio.sleep."""
-        snap = self._snapshot
-        plan = snap.plans.get(resource)
+        plan = self._routes.get(resource)
         if plan is None:
-            if not (snap.unruled_all or (snap.unruled_inbound and traffic == "inbound")):
-                return IDLE_ENTRY
-            plan = self._unruled(snap, resource)
+            plan = self._plan_for(self._snapshot, resource, traffic)
             if plan is None:
                 return IDLE_ENTRY
         result = plan.enter(lookup, traffic == "inbound", None)
         if isinstance(result, TrackedEntry) and result.wait_ns:
             await asyncio.sleep(result.wait_ns / 1e9)
             result.start_ns = self._clock()
-        return result
+        return _as_entry(plan, result)
 
     def wants(self, resource: str, traffic: str | None = None) -> bool:
         """Whether governance has anything to do for `resource` (rules or statistics).
@@ -171,6 +203,8 @@ class Engine:
             new = self._build(config, old)
             self._snapshot = new
             self._routes = new.routes
+            for handle in [*self._handles.values(), *self._overflow]:
+                handle.bind(self._plan_for(new, handle.name, handle.traffic), self._sleep)
             self._after_swap(config)
         for callback in list(self._subscribers):
             try:
@@ -215,6 +249,16 @@ class Engine:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _plan_for(self, snap: _Snapshot, resource: str, traffic: str) -> ResourcePlan | None:
+        """The plan governing `resource` for `traffic` under `snap`: its rules' plan, else a
+        statistics-only plan when statistics are asked for, else None (idle)."""
+        plan = snap.plans.get(resource)
+        if plan is not None:
+            return plan
+        if not (snap.unruled_all or (snap.unruled_inbound and traffic == "inbound")):
+            return None
+        return self._unruled(snap, resource)
+
     def _unruled(self, snap: _Snapshot, resource: str) -> ResourcePlan | None:
         plan = snap.unruled.get(resource)
         if plan is not None:
@@ -228,7 +272,7 @@ class Engine:
                                     events=self.events, system=snap.system,
                                     inbound=self._store.inbound())
                 snap.unruled[resource] = plan
-                snap.routes[resource] = plan.enter
+                snap.routes[resource] = plan
         return plan
 
     def _cpu_source(self, config: GovernanceConfig) -> Callable[[], float]:

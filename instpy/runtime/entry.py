@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from instpy.runtime.fallback import DEFAULT_HTTP_FALLBACK, Fallback, HttpFallback, MethodFallback
@@ -11,25 +12,51 @@ if TYPE_CHECKING:
 
 
 class _Completer(Protocol):
-    def complete(self, entry: Entry, error: object) -> None: ...
+    clock: Callable[[], int]
+
+    def complete(self, entry: TrackedEntry, error: object) -> None: ...
+
+
+Exit = Callable[[object, object], None]
 
 
 class Entry:
-    """A call that passed governance. Call `exit(error=...)` exactly once when it finishes.
+    """A call that passed governance (the `Engine.entry` API). Call `exit(error=...)` once
+    when it finishes.
 
     `error` is the exception the call raised, or True for a failure that is not an exception
     (an HTTP 5xx, say), or None/False for success. Exiting twice is harmless (ignored).
 
-    This object is allocated on every governed call, so it has two slots and no `__init__`:
-    `cls()` on a class whose `__init__` is object's is the cheapest allocation CPython offers
-    (about half of `object.__new__(cls)` called from Python); the plan sets both slots.
-    Plans on the lock-free path use subclasses whose `exit` records the completion itself
-    (see stat/local_path.py).
+    Hot paths use resource handles instead (resource.py), which hand out bare tokens and
+    allocate nothing per call; an `Entry` wraps such a token with the exit it belongs to.
     """
 
-    __slots__ = ("_plan", "start_ns")
-    _plan: _Completer | None
+    __slots__ = ("_exit", "start_ns")
+    _exit: Exit | None
     start_ns: int
+
+    def exit(self, error: object = None) -> None:
+        done = self._exit
+        if done is None:
+            return
+        self._exit = None
+        done(self.start_ns, error)
+
+
+class TrackedEntry(Entry):
+    """The token of a resource whose checks keep per-call state (pacing, hot value, probes).
+    It is its own `Entry`: `exit` hands it back to the plan that admitted it."""
+
+    __slots__ = ("_plan", "events", "hot_key", "inbound", "probe", "wait_ns")
+
+    def __init__(self, plan: _Completer, start_ns: int) -> None:
+        self._plan: _Completer | None = plan
+        self.start_ns = start_ns
+        self.wait_ns = 0
+        self.hot_key: str | None = None
+        self.probe = False
+        self.inbound = False
+        self.events: list[StateChange] | None = None
 
     def exit(self, error: object = None) -> None:
         plan = self._plan
@@ -37,21 +64,6 @@ class Entry:
             return
         self._plan = None
         plan.complete(self, error)
-
-
-class TrackedEntry(Entry):
-    """An entry of a resource whose checks keep per-call state (pacing, hot value, probes)."""
-
-    __slots__ = ("events", "hot_key", "inbound", "probe", "wait_ns")
-
-    def __init__(self, plan: _Completer, start_ns: int) -> None:
-        self._plan = plan
-        self.start_ns = start_ns
-        self.wait_ns = 0
-        self.hot_key: str | None = None
-        self.probe = False
-        self.inbound = False
-        self.events: list[StateChange] | None = None
 
 
 class _IdleEntry(Entry):
@@ -102,5 +114,7 @@ class Blocked:
 
 
 IDLE_ENTRY: Entry = _IdleEntry()
-IDLE_ENTRY._plan = None
+IDLE_ENTRY._exit = None
 IDLE_ENTRY.start_ns = 0
+# The token of a call governance ignored: every exit takes it as "nothing to record".
+IDLE_TOKEN: object = IDLE_ENTRY

@@ -1,18 +1,21 @@
 """Contract B: what framework hooks call per request (see docs/architecture.md).
 
-    from instpy.runtime.governance import engine, Blocked
+    from instpy.runtime.governance import Blocked, engine
 
-    eng = engine()
-    res = eng.entry("GET /users/{id}", traffic="inbound", lookup=lookup)
-    if isinstance(res, Blocked):
-        answer = res.http_fallback()        # or res.raise_or_value() for method resources
+    res = engine().resource("GET /users/{id}", "inbound")   # once per route; keep it
+    token = res.enter(lookup)               # coroutines: `await enter_async(res, lookup)`
+    if token.__class__ is Blocked:
+        answer = token.http_fallback()      # or token.raise_or_value() for method resources
     else:
         try:
             ... run the call ...
         except BaseException as exc:
-            res.exit(error=exc)
+            res.exit(token, exc)
             raise
-        res.exit()
+        res.exit(token, None)
+
+`engine().entry(resource, traffic, lookup)` is the same as an object with `.exit(error=...)`,
+for code that calls governance now and then (it allocates per call; handles do not).
 
 The process's engine is created on first use: it loads the file named by INSTPY_GOVERNANCE
 (else ./governance.yaml), polls it for changes, and serves /metrics on 127.0.0.1 when
@@ -33,11 +36,12 @@ from instpy.runtime.entry import Blocked, Entry
 from instpy.runtime.errors import BlockedError, ConfigError
 from instpy.runtime.events import StateChange
 from instpy.runtime.fallback import DEFAULT_HTTP_FALLBACK, HttpFallback, MethodFallback
+from instpy.runtime.resource import Resource, enter_async
 
 __all__ = [
     "CLOSED", "DEFAULT_HTTP_FALLBACK", "HALF_OPEN", "OPEN", "Blocked", "BlockedError",
     "ConfigError", "Engine", "Entry", "GovernanceConfig", "HttpFallback", "MethodFallback",
-    "StateChange", "engine", "engine_async", "parse_config",
+    "Resource", "StateChange", "engine", "engine_async", "enter_async", "parse_config",
 ]
 
 _lock = threading.Lock()

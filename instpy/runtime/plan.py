@@ -12,7 +12,7 @@ from typing import cast
 from instpy.runtime.chain import Check, ExitHook, PassHook
 from instpy.runtime.circuitbreaker.check import CLOSED, BreakerCheck
 from instpy.runtime.config.rules_section import DegradeRule
-from instpy.runtime.entry import Blocked, Entry, TrackedEntry
+from instpy.runtime.entry import Blocked, Exit, TrackedEntry
 from instpy.runtime.events import EventLog, StateChange
 from instpy.runtime.fallback import Fallback
 from instpy.runtime.flow.check import RejectCheck
@@ -28,23 +28,19 @@ Sleep = Callable[[float], object]
 
 
 class ResourcePlan:
-    """Everything `Engine.entry` needs for one resource under one rule snapshot.
+    """Everything a governed call of one resource needs under one rule snapshot.
 
-    The per-call work is chosen here, once: `enter`/`complete` are bound to the cheapest
-    method that covers the resource's rules (statistics only; reject flow, isolation and a
+    The per-call work is chosen here, once: `enter`/`exit` are bound to the cheapest
+    functions that cover the resource's rules (statistics only; reject flow, isolation and a
     breaker, lock-free on the GIL build; anything else under the resource lock). With
-    `LocalStats` counters on a GIL build the first two are stat/local_path.py's closures and
-    entry classes, which count in place; `local_stats`/`local_breaker` are set only then.
+    `LocalStats` counters on a GIL build the first two are stat/local_path.py's closures,
+    which count in place.
     """
 
-    __slots__ = ("breaker", "checks", "clock", "complete", "degrade", "enter", "entry_class",
-                 "events", "exit_hooks", "fallback", "flow_limit", "hot", "inbound",
-                 "isolation", "local_breaker", "local_stats", "locked", "pass_hooks",
-                 "resource", "stats", "system", "tracked")
-    local_stats: LocalStats
-    local_breaker: BreakerCheck
+    __slots__ = ("breaker", "checks", "clock", "complete", "contextual", "degrade", "enter",
+                 "events", "exit", "exit_hooks", "fallback", "flow_limit", "hot", "inbound",
+                 "isolation", "locked", "pass_hooks", "resource", "stats", "system", "tracked")
     enter: local_path.Enter
-    complete: Callable[[Entry, object], None]
 
     def __init__(self, resource: str, stats: ResourceStats, *, clock: Clock, events: EventLog,
                  checks: tuple[Check, ...] = (), hot: HotCheck | None = None,
@@ -84,52 +80,55 @@ class ResourcePlan:
         lean = not locked and not pass_hooks and system is None and hot is None
         # The store's fast path, chosen here rather than per call (see local_path).
         local = type(stats) is LocalStats and not FREE_THREADED
-        self.entry_class: type[Entry] = Entry
-        if local:
-            self.local_stats = cast(LocalStats, stats)
-            self.entry_class = local_path.StatsEntry
-            if self.breaker is not None:
-                self.local_breaker = self.breaker
-                self.entry_class = local_path.BreakerEntry
+        # `enter` -> a token (see resource.py) or Blocked; `exit(token, error)` takes any
+        # token back; `complete` is what a TrackedEntry token calls on its own plan.
+        self.complete: Callable[[TrackedEntry, object], None] = self._complete_full
+        self.exit: Exit = self._exit_other
+        # Whether `enter` reads its `inbound` and `sleep` arguments (system rules, pacing):
+        # the others ignore them, so a resource handle calls them with the lookup alone.
+        self.contextual = True
         if FREE_THREADED:
             # No GIL: the deque counters are not atomic, so every call takes the lock.
             self.enter = self._enter_serial
             self.complete = self._complete_serial
         elif degrade is not None or (self.tracked and not lean):
             self.enter = self._enter_full
-            self.complete = self._complete_full
         elif self.tracked and local:
-            self.enter = local_path.lean_enter(self, self.local_stats, self._enter_lean)
-            self.complete = self._complete_full  # entries of `_enter_full` (half-open)
+            self.enter, self.exit = local_path.lean_path(
+                self, cast(LocalStats, stats), self._enter_lean, self._exit_other)
+            self.contextual = False
         elif self.tracked:
             self.enter = self._enter_lean
-            self.complete = self._complete_lean
+            self.contextual = False
         elif local:
-            self.enter = local_path.stats_enter(self, self.local_stats)
-            self.complete = self._complete_stats
+            self.enter, self.exit = local_path.stats_path(
+                self, cast(LocalStats, stats), self._exit_other)
+            self.contextual = False
         else:
             self.enter = self._enter_stats
-            self.complete = self._complete_stats
+            self.contextual = False
 
-    # -- statistics only ---------------------------------------------------------------------
+    def enter_for(self, inbound: bool, sleep: Sleep | None) -> Callable[[Lookup | None], object]:
+        """`enter` with this traffic and way of waiting bound: what a resource handle calls."""
+        enter = self.enter
+        if not self.contextual:
+            return enter  # type: ignore[return-value]  # its other arguments have defaults
 
-    def _enter_stats(self, lookup: Lookup | None, inbound: bool,
-                     sleep: Sleep | None) -> Entry | Blocked:
+        def bound(lookup: Lookup | None = None) -> object:
+            return enter(lookup, inbound, sleep)
+
+        return bound
+
+    # -- statistics only, and reject flow, isolation, a closed breaker (no lock) -------------
+
+    def _enter_stats(self, lookup: Lookup | None = None, inbound: bool = False,
+                     sleep: Sleep | None = None) -> object:
         now = self.clock()
         self.stats.on_pass(now)
-        entry = self.entry_class()
-        entry._plan = self
-        entry.start_ns = now
-        return entry
+        return now
 
-    def _complete_stats(self, entry: Entry, error: object) -> None:
-        now = self.clock()
-        self.stats.on_complete(now, now - entry.start_ns, error is not None and error is not False)
-
-    # -- reject flow, isolation, breaker: no lock while the breaker is closed ----------------
-
-    def _enter_lean(self, lookup: Lookup | None, inbound: bool,
-                    sleep: Sleep | None) -> Entry | Blocked:
+    def _enter_lean(self, lookup: Lookup | None = None, inbound: bool = False,
+                    sleep: Sleep | None = None) -> object:
         breaker = self.breaker
         if breaker is not None and breaker.state is not CLOSED:
             return self._enter_full(lookup, inbound, sleep)
@@ -145,23 +144,35 @@ class ResourcePlan:
             seen = stats.inflight - 1
             stats.cancel(token, now, "isolation")
             return self._refused(now, "isolation", isolation.rule, seen)
-        entry = self.entry_class()
-        entry._plan = self
-        entry.start_ns = now
-        return entry
+        return now
 
-    def _complete_lean(self, entry: Entry, error: object) -> None:
+    def _exit_other(self, token: object, error: object = None) -> None:
+        """Take back any token: a start time (the lean paths), a TrackedEntry (exits into
+        the plan that admitted it, even after a rule swap), or the idle token (nothing)."""
+        if token.__class__ is int:
+            self._complete_int(token, error)
+        elif token.__class__ is TrackedEntry:
+            token.exit(error)
+
+    def _complete_int(self, start_ns: int, error: object) -> None:
         now = self.clock()
-        rt = now - entry.start_ns
+        rt = now - start_ns
         bad = error is not None and error is not False
         stats = self.stats
+        if FREE_THREADED:
+            stats.lock.acquire()
+            try:
+                stats.on_complete(now, rt, bad)
+            finally:
+                stats.lock.release()
+            return
         stats.on_complete(now, rt, bad)
         breaker = self.breaker
-        if breaker is not None:
+        if breaker is not None and breaker.state is CLOSED:
             lock = stats.lock
             lock.acquire()
             try:
-                change = breaker.on_exit(entry, now, rt, bad)  # type: ignore[arg-type]
+                change = breaker.on_exit(None, now, rt, bad)  # type: ignore[arg-type]
             finally:
                 lock.release()
             if change is not None:
@@ -183,8 +194,8 @@ class ResourcePlan:
 
     # -- everything else ---------------------------------------------------------------------
 
-    def _enter_full(self, lookup: Lookup | None, inbound: bool,
-                    sleep: Sleep | None) -> Entry | Blocked:
+    def _enter_full(self, lookup: Lookup | None = None, inbound: bool = False,
+                    sleep: Sleep | None = None) -> TrackedEntry | Blocked:
         """Run the chain; with `sleep` None a throttled entry is returned with `wait_ns` set
         for the caller to wait (asynchronously) before running the call."""
         now = self.clock()
@@ -242,13 +253,12 @@ class ResourcePlan:
             entry.start_ns = self.clock()
         return entry
 
-    def _complete_full(self, entry: Entry, error: object) -> None:
+    def _complete_full(self, entry: TrackedEntry, error: object) -> None:
         now = self.clock()
         rt = now - entry.start_ns
         bad = error is not None and error is not False
         stats = self.stats
         stats.on_complete(now, rt, bad)
-        entry = cast(TrackedEntry, entry)
         if self.exit_hooks:
             lock = stats.lock
             lock.acquire()
@@ -271,8 +281,8 @@ class ResourcePlan:
 
     # -- free-threaded builds: the same work, one call at a time per resource ----------------
 
-    def _enter_serial(self, lookup: Lookup | None, inbound: bool,
-                      sleep: Sleep | None) -> Entry | Blocked:
+    def _enter_serial(self, lookup: Lookup | None = None, inbound: bool = False,
+                      sleep: Sleep | None = None) -> TrackedEntry | Blocked:
         if self.hot is not None and lookup is not None:
             key = self._hot_key(lookup)  # the hook's lookup runs outside the lock
             lookup = lambda source, name: key  # noqa: E731
@@ -287,14 +297,11 @@ class ResourcePlan:
             result.start_ns = self.clock()
         return result
 
-    def _complete_serial(self, entry: Entry, error: object) -> None:
+    def _complete_serial(self, entry: TrackedEntry, error: object) -> None:
         lock = self.stats.lock
         lock.acquire()
         try:
-            if isinstance(entry, TrackedEntry):
-                self._complete_full(entry, error)
-            else:
-                self._complete_stats(entry, error)
+            self._complete_full(entry, error)
         finally:
             lock.release()
 
