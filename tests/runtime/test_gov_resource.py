@@ -99,7 +99,7 @@ def test_a_call_straddling_a_swap_exits_into_the_counters_it_entered(
     res = eng.resource("r", "internal")
     token = res.enter(None)
     assert res.enter(None).__class__ is Blocked  # one in flight already
-    # Now a breaker too: the plan changes from the lean path to another; the call in flight
+    # Now a hot-param rule too: the plan leaves the lean path; the call in flight
     # exits through the new plan and frees its slot.
     eng.load_text("rules:\n  - resource: r\n    concurrency: {max: 1}\n"
                   "    hot_param: {from: arg, name: uid, qps: 100}\n")
