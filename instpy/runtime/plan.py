@@ -149,10 +149,13 @@ class ResourcePlan:
     def _exit_other(self, token: object, error: object = None) -> None:
         """Take back any token: a start time (the lean paths), a TrackedEntry (exits into
         the plan that admitted it, even after a rule swap), or the idle token (nothing)."""
-        if token.__class__ is int:
+        if token.__class__ is TrackedEntry:
+            plan = token._plan  # TrackedEntry.exit, one call fewer on the full path
+            if plan is not None:
+                token._plan = None
+                plan.complete(token, error)
+        elif token.__class__ is int:
             self._complete_int(token, error)
-        elif token.__class__ is TrackedEntry:
-            token.exit(error)
 
     def _complete_int(self, start_ns: int, error: object) -> None:
         now = self.clock()
@@ -207,7 +210,7 @@ class ResourcePlan:
             if observed is not None:
                 return self._blocked(now, "system", self.system.rule, observed)
             entry.inbound = True
-        if self.hot is not None:
+        if self.hot is not None and lookup is not None:
             entry.hot_key = self._hot_key(lookup)
         stats = self.stats
         token = stats.admit(now, self.flow_limit)
