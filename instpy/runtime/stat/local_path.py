@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from instpy.runtime.circuitbreaker.check import CLOSED
 from instpy.runtime.entry import Blocked, Exit
 from instpy.runtime.hotspot.check import Lookup
-from instpy.runtime.stat.window import GONE_PASSES, LocalStats
+from instpy.runtime.stat.window import GONE_PASSES, LocalStats, window_admit
 
 if TYPE_CHECKING:
     from instpy.runtime.plan import ResourcePlan, Sleep
@@ -86,7 +86,8 @@ def _completer(plan: ResourcePlan, stats: LocalStats, other: Exit) -> Exit:
 
 def lean_path(plan: ResourcePlan, stats: LocalStats, generic: Enter,
               other: Exit) -> tuple[Enter, Exit]:
-    """`enter`/`exit` of reject flow, isolation and a breaker: `LocalStats.admit` inlined.
+    """`enter`/`exit` of reject flow, isolation and a breaker: `LocalStats.admit` without
+    its method calls.
 
     `generic` (the plan's own lean method) takes every case off the common path: a breaker
     that is not closed, a thread that stalled past its bucket, a block."""
@@ -111,17 +112,8 @@ def lean_path(plan: ResourcePlan, stats: LocalStats, generic: Enter,
         elif now < cur.start_ns:
             return generic(lookup, inbound, sleep)  # re-timed there
         if flow:
-            passed = cur.passed
-            passed.append(None)  # counted before the window is read: see LocalStats.admit
-            n = len(passed)
-            seen = n + len(cur.prev.passed)
-            nxt = cur.next
-            if nxt is not None:
-                later = n + len(nxt.passed)
-                if later > seen:
-                    seen = later
-            if seen > limit:
-                passed.pop()
+            seen = window_admit(cur, limit)
+            if seen:
                 if seen >= GONE_PASSES:
                     return generic(lookup, inbound, sleep)  # re-timed there
                 return plan._blocked(now, "flow", plan.checks[0].rule, seen - 1)

@@ -85,6 +85,28 @@ for _b, _passed in ((_EMPTY, deque[None]()), (_GONE, _Gone())):
     _b.prev = _GONE
 
 
+def window_admit(cur: Bucket, limit: float) -> int:
+    """Count a pass in `cur` if the window ending with it has passed fewer than `limit`:
+    0 when counted, else the window's count including this call (not counted). A count of
+    GONE_PASSES or more means a neighbour left the window: the caller re-times the call.
+
+    The pass is appended before the window is read, so of two racing calls the later
+    appender sees the earlier one (see the module docstring)."""
+    passed = cur.passed
+    passed.append(None)
+    n = len(passed)
+    seen = n + len(cur.prev.passed)
+    nxt = cur.next
+    if nxt is not None:
+        later = n + len(nxt.passed)
+        if later > seen:
+            seen = later
+    if seen > limit:
+        passed.pop()
+        return seen
+    return 0
+
+
 class LocalStats:
     """Counters for one resource: windowed (pass, block, complete, error, RT) and totals.
 
@@ -176,17 +198,8 @@ class LocalStats:
             cur = self.roll(now_ns)
         elif now_ns < cur.start_ns:
             return -1  # this thread stalled past its bucket: re-time it
-        passed = cur.passed
-        passed.append(None)
-        n = len(passed)
-        seen = n + len(cur.prev.passed)
-        nxt = cur.next
-        if nxt is not None:
-            later = n + len(nxt.passed)
-            if later > seen:
-                seen = later
-        if seen > limit:
-            passed.pop()
+        seen = window_admit(cur, limit)
+        if seen:
             return -1 if seen >= GONE_PASSES else seen - 1
         self._inflight.append(None)
         return cur
