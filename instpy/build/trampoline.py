@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst._nodes.internal import (
     CodegenState,
-        visit_required,
+    visit_required,
     visit_sequence,
 )
 from libcst._visitors import CSTVisitorT
@@ -43,8 +43,9 @@ def _tuple(items: Sequence[str]) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
-def _await(target: PlannedTarget, helper: str) -> str:
-    return f"await {RT}.a{helper}" if is_async(target) else f"{RT}.{helper}"
+def _on(target: PlannedTarget, obj: str, method: str) -> str:
+    """`obj.method`, or `await obj.amethod` in coroutines and async generators."""
+    return f"await {obj}.a{method}" if is_async(target) else f"{obj}.{method}"
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def prologue(target: PlannedTarget) -> Lines:
     """The statements before the body: one flag check, then the enter hooks when active."""
     tname = target_name(target)
     params = target.params
-    enter = f"{CALL} = {_await(target, 'enter')}({tname}, {_tuple(params)})"
+    enter = f"{CALL} = {_on(target, tname, 'enter')}({_tuple(params)})"
     names = f"{params[0]}," if len(params) == 1 else ", ".join(params)
     rebind = f"{names} = {CALL}.args"
     if target.on_exit:
@@ -147,8 +148,8 @@ def prologue(target: PlannedTarget) -> Lines:
 
 
 def _leave(target: PlannedTarget, value: str) -> str:
-    """`value if _instpy_c is None else <leave>(_instpy_c, value)` (value must be a name)."""
-    return f"{value} if {CALL} is None else {_await(target, 'leave')}({CALL}, {value})"
+    """`value if _instpy_c is None else _instpy_c.leave(value)` (value must be a name)."""
+    return f"{value} if {CALL} is None else {_on(target, CALL, 'leave')}({value})"
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class ReturnThrough(cst.BaseSmallStatement):
         ret = self.ret
         if self.target.kind == ASYNC_GENERATOR:
             # Nothing to return: just let the exit hooks see the end (they may still raise).
-            state.add_token(f"{CALL} is None or {_await(self.target, 'leave')}({CALL}, None); ")
+            state.add_token(f"{CALL} is None or {_on(self.target, CALL, 'leave')}(None); ")
             ret._codegen(state, default_semicolon=default_semicolon)
             return
         if ret.value is None:
@@ -189,7 +190,7 @@ class ReturnThrough(cst.BaseSmallStatement):
 def fall_through(target: PlannedTarget) -> Lines:
     """Appended to a body that can end without `return`."""
     if target.kind == ASYNC_GENERATOR:
-        return Lines(((0, f"{CALL} is None or {_await(target, 'leave')}({CALL}, None); return"),))
+        return Lines(((0, f"{CALL} is None or {_on(target, CALL, 'leave')}(None); return"),))
     return Lines(((0, f"return {_leave(target, 'None')}"),))
 
 
@@ -197,7 +198,7 @@ def guard(target: PlannedTarget, body: Sequence[cst.BaseStatement]) -> Guard:
     """`try: body` with one handler that shows the exception to the exit hooks."""
     handler = (
         (0, f"except BaseException as {EXC}:"),
-        (1, f"if {CALL} is None or {_await(target, 'fail')}({CALL}, {EXC}):"),
+        (1, f"if {CALL} is None or {_on(target, CALL, 'fail')}({EXC}):"),
         (2, "raise"),
         (1, _skip_return(target)),
     )

@@ -1,14 +1,16 @@
 """The call context hooks receive (Contract A, see docs/injection-rules.md).
 
-One `Call` is created per governed call while its target is active; generated code reads only
-`skipped`, `return_value` and `args`, and calls the `leave`/`fail` helpers of
-`instpy.runtime.injected` through it. Imports only the standard library.
+One `Call` is created per governed call while its target is active and runs hooks; what
+generated code calls on it (`leave`, `fail` and their async twins) is added by
+`instpy.runtime.injected`, which runs the hooks. Imports only the standard library.
 """
 
 from __future__ import annotations
 
-from operator import is_
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from instpy.runtime.injected import Target
 
 __all__ = ["Call"]
 
@@ -17,33 +19,33 @@ class Call:
     """What one invocation of an injected function looks like to its hooks.
 
     `function`: the fingerprint `module:qualname`; `params`: parameters by name (replaceable in
-    `on_enter`); `data`: a dict carried from enter to exit; `return_value` and `exception`: the
-    outcome, readable and replaceable in `on_exit`. `skip(value)` in `on_enter` makes the
-    function return `value` without running its body, `throw(exc)` makes it raise `exc` instead
-    (the exit hooks are then not called).
+    `on_enter`); `arg(name)`: one parameter by name without building `params`; `data`: a dict
+    carried from enter to exit; `return_value` and `exception`: the outcome, readable and
+    replaceable in `on_exit`. `skip(value)` in `on_enter` makes the function return `value`
+    without running its body, `throw(exc)` makes it raise `exc` instead (the exit hooks are then
+    not called).
     """
 
     __slots__ = (
-        "_names",
+        "_params",
         "args",
         "data",
         "exception",
-        "function",
         "left",
-        "params",
         "return_value",
         "skipped",
         "target",
         "thrown",
     )
 
-    def __init__(self, target: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    def __init__(self, target: Target, values: tuple[Any, ...]) -> None:
         self.target = target
-        self.function: str = target.fingerprint
-        self._names = names
-        self.params: dict[str, Any] = dict(zip(names, values, strict=True))
         # What the body sees after the enter hooks: the original values unless a hook replaced one.
-        self.args: tuple[Any, ...] = values
+        self.args = values
+        # Built on first use: a dict per call costs more than most hooks spend reading it.
+        self._params: dict[str, Any] | None = None
+        # Eager: nearly every hook that keeps state uses it, and an empty dict is cheaper than
+        # a property read on each use.
         self.data: dict[str, Any] = {}
         self.return_value: Any = None
         self.exception: BaseException | None = None
@@ -52,6 +54,38 @@ class Call:
         # Set once the exit hooks ran, so a return inside the body's own `finally` or an
         # exception raised by an exit hook is not reported twice.
         self.left = False
+
+    @property
+    def function(self) -> str:
+        """The fingerprint, `module:qualname`."""
+        return self.target.fingerprint
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters by name, in signature order; replacing a value in `on_enter` changes
+        what the body sees."""
+        params = self._params
+        if params is None:
+            # A plain loop: on CPython builds without PGO, dict(zip(...)) costs twice as much.
+            params = self._params = {}
+            values = self.args
+            index = 0
+            for name in self.target.names:
+                params[name] = values[index]
+                index += 1  # noqa: SIM113 (enumerate() costs an object per call)
+        return params
+
+    @params.setter
+    def params(self, value: dict[str, Any]) -> None:
+        self._params = value
+
+    def arg(self, name: str, default: Any = None) -> Any:
+        """The parameter `name` (as `params[name]` would give it), or `default` without one."""
+        params = self._params
+        if params is not None:
+            return params.get(name, default)
+        index = self.target.positions.get(name)
+        return default if index is None else self.args[index]
 
     def skip(self, value: Any = None) -> None:
         """In `on_enter`: do not run the body; the function returns `value` instead.
@@ -72,18 +106,34 @@ class Call:
         self.skipped = True
         self.thrown = exception
 
+    def _reset(self, values: tuple[Any, ...]) -> None:
+        """Undo what a failing enter hook did (fail open: as if it had not run)."""
+        self.args = values
+        self._params = None
+        self.skipped = False
+        self.return_value = None
+        self.thrown = None
+
     def _collect_args(self) -> bool:
-        """Refresh `args` from `params`; True when a hook replaced any value."""
+        """Refresh `args` from `params` when a hook used them; True when a value was replaced."""
+        params = self._params
+        if params is None:
+            return False
         old = self.args
+        # Identity, not equality: comparing arbitrary user objects could run user code. A plain
+        # loop: on small tuples it beats zip() and map() several times over.
         try:
-            new = tuple(map(self.params.__getitem__, self._names))
+            index = 0
+            for name in self.target.names:
+                if params[name] is not old[index]:
+                    break
+                index += 1  # noqa: SIM113 (enumerate() costs an object per call)
+            else:
+                return False
+            self.args = tuple([params[name] for name in self.target.names])
         except KeyError:
             # A hook deleted a parameter: keep the originals rather than break the call.
             return False
-        # Identity, not equality: comparing arbitrary user objects could run user code.
-        if all(map(is_, new, old)):
-            return False
-        self.args = new
         return True
 
     def __repr__(self) -> str:

@@ -2,10 +2,12 @@
 
 Generated code imports this module once per file as `_instpy_rt` and creates one `Target` per
 injected function at import time. Per call it reads `target.active`; only when that is True does
-it call `enter`/`aenter`, and, when the target has exit hooks, `leave`/`aleave` on return and
-`fail`/`afail` on an exception. These helpers never let a hook break the call: a hook that
-raises, or that cannot be imported, is counted and logged once, and the call proceeds exactly as
-if that hook did not exist (fail open).
+it call `target.enter(values)` (`await target.aenter(values)`), and, when the target has exit
+hooks, `leave`/`aleave` on return and `fail`/`afail` on an exception of what `enter` returned.
+The hook dispatch never lets a hook break the call: a hook that raises, or that cannot be
+imported, is counted and logged once, and the call proceeds exactly as if that hook did not exist
+(fail open). A hook module may instead install a `Governor` on a target it alone serves, which
+then takes the call without any `Call` or hook dispatch (instpy/runtime/hooks/method.py).
 
 Hooks are resolved lazily, by `module:callable`, on first use, so a hook module may import the
 library it instruments without an import cycle. Imports only the standard library.
@@ -17,14 +19,16 @@ import importlib
 import logging
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from instpy.runtime import activation
 from instpy.runtime.call import Call
 
 __all__ = [
     "Call",
+    "Governor",
+    "HookCall",
     "Target",
     "aenter",
     "afail",
@@ -34,6 +38,7 @@ __all__ = [
     "fail",
     "hook_failures",
     "leave",
+    "record_failure",
     "targets",
 ]
 
@@ -95,7 +100,7 @@ class _Hook:
 
     def _break(self, exc: BaseException) -> None:
         self.state = "broken"
-        _record_failure(self.name, exc, "cannot be imported; it is disabled")
+        record_failure(self.name, exc, "cannot be imported; it is disabled")
 
 
 def _hook(name: str) -> _Hook:
@@ -106,7 +111,8 @@ def _hook(name: str) -> _Hook:
         return hook
 
 
-def _record_failure(name: str, exc: BaseException, what: str) -> None:
+def record_failure(name: str, exc: BaseException, what: str) -> None:
+    """Count a failure of `name` (a hook, a governor) and log the first one with its traceback."""
     with _lock:
         _failures[name] = _failures.get(name, 0) + 1
         first = name not in _logged
@@ -121,10 +127,35 @@ def _record_failure(name: str, exc: BaseException, what: str) -> None:
         )
 
 
-class Target:
-    """One injected function. Generated code checks `active` and nothing else when it is False."""
+_record_failure = record_failure  # the name gRPC's interceptors use
 
-    __slots__ = ("active", "enter_hooks", "exit_hooks", "fingerprint", "names")
+
+class Governor(Protocol):
+    """What a hook module installs on a target to take over its calls (`Target.govern`).
+
+    `enter(values)` (and `aenter`, awaited, in coroutines and async generators) replaces the
+    whole hook dispatch: it returns what generated code reads (`skipped`, `return_value`,
+    `args`) and reports the outcome to (`leave`, `fail`, `aleave`, `afail`, as on `HookCall`).
+    It must fail open by itself: nothing it raises is caught for it, except the exception it
+    means the call to raise.
+    """
+
+    def enter(self, values: tuple[Any, ...]) -> Any: ...
+
+    def aenter(self, values: tuple[Any, ...]) -> Awaitable[Any]: ...
+
+
+class Target:
+    """One injected function. Generated code checks `active` and nothing else when it is False.
+
+    When `active`, generated code calls `enter(values)` (`await aenter(values)` in coroutines and
+    async generators): the hook dispatch below, or a governor's own entry point when one is
+    installed (`govern`). Both are attributes, not methods, so a governed call goes straight to
+    the governor without a dispatching frame in between.
+    """
+
+    __slots__ = ("active", "aenter", "enter", "enter_hooks", "exit_hooks", "fingerprint",
+                 "governor", "names", "positions")
 
     def __init__(
         self,
@@ -136,12 +167,75 @@ class Target:
         self.active = GOVERNING
         self.fingerprint = fingerprint
         self.names = names
+        # Parameter name -> position in the values tuple: reading one argument by name (a hot
+        # parameter, say) needs no dict per call.
+        self.positions = {name: index for index, name in enumerate(names)}
         self.enter_hooks = tuple(_hook(h) for h in on_enter)
         # Exit hooks unwind in reverse order, like nested context managers.
         self.exit_hooks = tuple(_hook(h) for h in reversed(on_exit))
+        self.governor: Governor | None = None
+        self.enter: Callable[[tuple[Any, ...]], Any] = self.run_hooks
+        self.aenter: Callable[[tuple[Any, ...]], Awaitable[Any]] = self.arun_hooks
         with _lock:
             _by_fingerprint.setdefault(fingerprint, []).append(self)
             _all.append(self)
+
+    def govern(self, governor: Governor | None) -> None:
+        """Send this target's calls to `governor` instead of its hooks (None: back to them)."""
+        self.governor = governor
+        if governor is None:
+            self.enter, self.aenter = self.run_hooks, self.arun_hooks
+        else:
+            self.enter, self.aenter = governor.enter, governor.aenter
+
+    def hook_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The enter hooks in call order and the exit hooks in the order the rules name them."""
+        return (tuple(h.name for h in self.enter_hooks),
+                tuple(h.name for h in reversed(self.exit_hooks)))
+
+    def run_hooks(self, values: tuple[Any, ...]) -> HookCall | None:
+        """Run the enter hooks of a synchronous function; None means "run the body unchanged"."""
+        call = HookCall(self, values)
+        for hook in self.enter_hooks:
+            fn = hook.fn
+            if fn is None:
+                fn = hook.get()
+                if fn is None:
+                    continue
+            try:
+                result = fn(call)
+            except Exception as exc:
+                call._reset(values)
+                record_failure(hook.name, exc, "raised in on_enter")
+                continue
+            if result is not None and hasattr(result, "__await__"):
+                _discard_awaitable(result)
+                call._reset(values)
+                record_failure(hook.name, TypeError("async hook"), "is async on a sync function")
+            if call.skipped:
+                break
+        return _finish_enter(call)
+
+    async def arun_hooks(self, values: tuple[Any, ...]) -> HookCall | None:
+        """`run_hooks` for coroutines and async generators: a hook may be a coroutine function."""
+        call = HookCall(self, values)
+        for hook in self.enter_hooks:
+            fn = hook.fn
+            if fn is None:
+                fn = hook.get()
+                if fn is None:
+                    continue
+            try:
+                result = fn(call)
+                if result is not None and hasattr(result, "__await__"):
+                    await result
+            except Exception as exc:
+                call._reset(values)
+                record_failure(hook.name, exc, "raised in on_enter")
+                continue
+            if call.skipped:
+                break
+        return _finish_enter(call)
 
     def __repr__(self) -> str:
         state = "active" if self.active else "inactive"
@@ -166,68 +260,16 @@ def hook_failures() -> dict[str, int]:
         return dict(_failures)
 
 
-# -- enter ---------------------------------------------------------------------------------
-
-
-def _run_enter(hook: _Hook, call: Call) -> Any:
-    fn = hook.get()
-    if fn is None:
-        return None
-    try:
-        return fn(call)
-    except Exception as exc:
-        _reset_enter(call)
-        _record_failure(hook.name, exc, "raised in on_enter")
-        return None
-
-
-def _reset_enter(call: Call) -> None:
-    call.params = dict(zip(call.target.names, call.args, strict=True))
-    call.skipped = False
-    call.return_value = None
-    call.thrown = None
-
-
-def _finish_enter(target: Target, call: Call) -> Call | None:
+def _finish_enter(call: HookCall) -> HookCall | None:
     thrown = call.thrown
     if thrown is not None:
         call.thrown = None  # no reference cycle through the traceback
         raise thrown  # an enter hook chose this answer (`call.throw`): not a hook failure
     changed = call._collect_args()
     # Without exit hooks generated code only needs the call when it must act on it.
-    if call.skipped or changed or target.exit_hooks:
+    if call.skipped or changed or call.target.exit_hooks:
         return call
     return None
-
-
-def enter(target: Target, values: tuple[Any, ...]) -> Call | None:
-    """Run the enter hooks of a synchronous function; None means "run the body unchanged"."""
-    call = Call(target, target.names, values)
-    for hook in target.enter_hooks:
-        result = _run_enter(hook, call)
-        if result is not None and hasattr(result, "__await__"):
-            _discard_awaitable(result)
-            _reset_enter(call)
-            _record_failure(hook.name, TypeError("async hook"), "is async on a sync function")
-        if call.skipped:
-            break
-    return _finish_enter(target, call)
-
-
-async def aenter(target: Target, values: tuple[Any, ...]) -> Call | None:
-    """`enter` for coroutines and async generators: a hook may also be a coroutine function."""
-    call = Call(target, target.names, values)
-    for hook in target.enter_hooks:
-        result = _run_enter(hook, call)
-        if result is not None and hasattr(result, "__await__"):
-            try:
-                await result
-            except Exception as exc:
-                _reset_enter(call)
-                _record_failure(hook.name, exc, "raised in on_enter")
-        if call.skipped:
-            break
-    return _finish_enter(target, call)
 
 
 def _discard_awaitable(result: Any) -> None:
@@ -236,90 +278,117 @@ def _discard_awaitable(result: Any) -> None:
         close()
 
 
-# -- exit ----------------------------------------------------------------------------------
+class HookCall(Call):
+    """The `Call` the hooks see, plus what generated code calls when the body ends."""
 
+    __slots__ = ()
 
-def _run_exit(hook: _Hook, call: Call, value: Any, exc: BaseException | None) -> Any:
-    fn = hook.get()
-    if fn is None:
-        return None
-    try:
-        return fn(call)
-    except Exception as error:
-        call.return_value = value
-        call.exception = exc
-        _record_failure(hook.name, error, "raised in on_exit")
-        return None
-
-
-def _outcome(call: Call, exc: BaseException | None) -> bool:
-    """After the exit hooks: True = re-raise `exc`; False = return `call.return_value`."""
-    new = call.exception
-    if new is exc:
-        return exc is not None
-    if new is None:
-        return False
-    raise new
-
-
-def leave(call: Call, value: Any) -> Any:
-    """The body returned `value`: run the exit hooks and return what the caller gets."""
-    if call.left:
-        return value
-    call.left = True
-    call.return_value = value
-    for hook in call.target.exit_hooks:
-        result = _run_exit(hook, call, value, None)
-        if result is not None and hasattr(result, "__await__"):
-            _discard_awaitable(result)
-            call.return_value, call.exception = value, None
-            _record_failure(hook.name, TypeError("async hook"), "is async on a sync function")
-    _outcome(call, None)
-    return call.return_value
-
-
-def fail(call: Call, exc: BaseException) -> bool:
-    """The body raised `exc`: run the exit hooks; True means generated code re-raises `exc`."""
-    if call.left:
-        return True
-    call.left = True
-    call.exception = exc
-    for hook in call.target.exit_hooks:
-        result = _run_exit(hook, call, None, exc)
-        if result is not None and hasattr(result, "__await__"):
-            _discard_awaitable(result)
-            call.return_value, call.exception = None, exc
-            _record_failure(hook.name, TypeError("async hook"), "is async on a sync function")
-    return _outcome(call, exc)
-
-
-async def _arun_exit(call: Call, value: Any, exc: BaseException | None) -> None:
-    for hook in call.target.exit_hooks:
-        result = _run_exit(hook, call, value, exc)
-        if result is not None and hasattr(result, "__await__"):
+    def _exit_hooks(self, value: Any, exc: BaseException | None) -> None:
+        for hook in self.target.exit_hooks:
+            fn = hook.fn
+            if fn is None:
+                fn = hook.get()
+                if fn is None:
+                    continue
             try:
-                await result
+                result = fn(self)
             except Exception as error:
-                call.return_value, call.exception = value, exc
-                _record_failure(hook.name, error, "raised in on_exit")
+                self.return_value, self.exception = value, exc
+                record_failure(hook.name, error, "raised in on_exit")
+                continue
+            if result is not None and hasattr(result, "__await__"):
+                _discard_awaitable(result)
+                self.return_value, self.exception = value, exc
+                record_failure(hook.name, TypeError("async hook"), "is async on a sync function")
+
+    async def _aexit_hooks(self, value: Any, exc: BaseException | None) -> None:
+        for hook in self.target.exit_hooks:
+            fn = hook.fn
+            if fn is None:
+                fn = hook.get()
+                if fn is None:
+                    continue
+            try:
+                result = fn(self)
+                if result is not None and hasattr(result, "__await__"):
+                    await result
+            except Exception as error:
+                self.return_value, self.exception = value, exc
+                record_failure(hook.name, error, "raised in on_exit")
+
+    def _outcome(self, exc: BaseException | None) -> bool:
+        """After the exit hooks: True = re-raise `exc`; False = return `return_value`."""
+        new = self.exception
+        if new is exc:
+            return exc is not None
+        if new is None:
+            return False
+        raise new
+
+    def leave(self, value: Any) -> Any:
+        """The body returned `value`: run the exit hooks and return what the caller gets."""
+        if self.left:
+            return value
+        self.left = True
+        self.return_value = value
+        self._exit_hooks(value, None)
+        self._outcome(None)
+        return self.return_value
+
+    def fail(self, exc: BaseException) -> bool:
+        """The body raised `exc`: run the exit hooks; True means generated code re-raises it."""
+        if self.left:
+            return True
+        self.left = True
+        self.exception = exc
+        self._exit_hooks(None, exc)
+        return self._outcome(exc)
+
+    async def aleave(self, value: Any) -> Any:
+        """`leave` for coroutines and async generators (exit hooks may be coroutine functions)."""
+        if self.left:
+            return value
+        self.left = True
+        self.return_value = value
+        await self._aexit_hooks(value, None)
+        self._outcome(None)
+        return self.return_value
+
+    async def afail(self, exc: BaseException) -> bool:
+        """`fail` for coroutines and async generators."""
+        if self.left:
+            return True
+        self.left = True
+        self.exception = exc
+        await self._aexit_hooks(None, exc)
+        return self._outcome(exc)
 
 
-async def aleave(call: Call, value: Any) -> Any:
-    """`leave` for coroutines and async generators (exit hooks may be coroutine functions)."""
-    if call.left:
-        return value
-    call.left = True
-    call.return_value = value
-    await _arun_exit(call, value, None)
-    _outcome(call, None)
-    return call.return_value
+# -- the previous generated-code entry points, kept for code built before targets dispatched
+# -- their own calls (`_instpy_rt.enter(target, values)`, `_instpy_rt.leave(call, value)`).
 
 
-async def afail(call: Call, exc: BaseException) -> bool:
-    """`fail` for coroutines and async generators."""
-    if call.left:
-        return True
-    call.left = True
-    call.exception = exc
-    await _arun_exit(call, None, exc)
-    return _outcome(call, exc)
+def enter(target: Target, values: tuple[Any, ...]) -> Any:
+    return target.enter(values)
+
+
+async def aenter(target: Target, values: tuple[Any, ...]) -> Any:
+    return await target.aenter(values)
+
+
+def leave(call: Any, value: Any) -> Any:
+    return call.leave(value)
+
+
+def fail(call: Any, exc: BaseException) -> bool:
+    result: bool = call.fail(exc)
+    return result
+
+
+async def aleave(call: Any, value: Any) -> Any:
+    return await call.aleave(value)
+
+
+async def afail(call: Any, exc: BaseException) -> bool:
+    result: bool = await call.afail(exc)
+    return result

@@ -23,7 +23,7 @@ _instpy_t0 = _instpy_rt.Target('mod:create', ('self', 'item', 'qty'), ('h:enter'
 def create(self, item, qty=1):
     """Create an order."""
     if _instpy_t0.active:
-        _instpy_c = _instpy_rt.enter(_instpy_t0, (self, item, qty))
+        _instpy_c = _instpy_t0.enter((self, item, qty))
         if _instpy_c is not None:
             if _instpy_c.skipped:
                 return _instpy_c.return_value
@@ -44,20 +44,20 @@ _instpy_t0 = _instpy_rt.Target('mod:pick', ('x',), ('h:enter',), ('h:exit',))
 def pick(x):
     _instpy_c = None
     if _instpy_t0.active:
-        _instpy_c = _instpy_rt.enter(_instpy_t0, (x,))
+        _instpy_c = _instpy_t0.enter((x,))
         if _instpy_c.skipped:
             return _instpy_c.return_value
         x, = _instpy_c.args
     try:
         if x:
-            _instpy_r = x, 1; return _instpy_r if _instpy_c is None else _instpy_rt.leave(_instpy_c, _instpy_r)
+            _instpy_r = x, 1; return _instpy_r if _instpy_c is None else _instpy_c.leave(_instpy_r)
         print("none")
-        return None if _instpy_c is None else _instpy_rt.leave(_instpy_c, None)
+        return None if _instpy_c is None else _instpy_c.leave(None)
     except BaseException as _instpy_e:
-        if _instpy_c is None or _instpy_rt.fail(_instpy_c, _instpy_e):
+        if _instpy_c is None or _instpy_c.fail(_instpy_e):
             raise
         return _instpy_c.return_value
-'''  # noqa: E501 (generated code keeps each return on its own line)
+'''
 
 
 def _rules(tmp_path: Path, function: str, exit_hook: bool) -> RuleSet:
@@ -144,7 +144,7 @@ def test_one_line_def_and_suites(tmp_path: Path) -> None:
     source = "def f(a): return a\ndef g(a):\n    if a: return 1; x = 2\n    while a: return 3\n"
     out = rewrite(tmp_path, source, match_all(tmp_path))
     compile(out, "mod.py", "exec")
-    assert out.count(b"_instpy_rt.leave(") == 4  # f: 1 return; g: 2 returns + fall-through
+    assert out.count(b"_instpy_c.leave(") == 4  # f: 1 return; g: 2 returns + fall-through
 
 
 def test_emitted_code_is_python_3_10(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_nested_returns_untouched(tmp_path: Path) -> None:
     )
     out = rewrite(tmp_path, source, rules).decode()
     assert "        return 1\n" in out
-    assert out.count("_instpy_rt.leave(") == 1
+    assert out.count("_instpy_c.leave(") == 1
 
 
 def test_return_without_space(tmp_path: Path) -> None:
@@ -200,30 +200,30 @@ _instpy_t1 = _instpy_rt.Target('mod:g', ('a',), ('h:enter',), ('h:exit',))
 async def c(x, /, y):
     _instpy_c = None
     if _instpy_t0.active:
-        _instpy_c = await _instpy_rt.aenter(_instpy_t0, (x, y))
+        _instpy_c = await _instpy_t0.aenter((x, y))
         if _instpy_c.skipped:
             return _instpy_c.return_value
         x, y = _instpy_c.args
     try:
         await x
-        if y: return None if _instpy_c is None else await _instpy_rt.aleave(_instpy_c, None); z = 1
-        return None if _instpy_c is None else await _instpy_rt.aleave(_instpy_c, None)
+        if y: return None if _instpy_c is None else await _instpy_c.aleave(None); z = 1
+        return None if _instpy_c is None else await _instpy_c.aleave(None)
     except BaseException as _instpy_e:
-        if _instpy_c is None or await _instpy_rt.afail(_instpy_c, _instpy_e):
+        if _instpy_c is None or await _instpy_c.afail(_instpy_e):
             raise
         return _instpy_c.return_value
 async def g(a):
     _instpy_c = None
     if _instpy_t1.active:
-        _instpy_c = await _instpy_rt.aenter(_instpy_t1, (a,))
+        _instpy_c = await _instpy_t1.aenter((a,))
         if _instpy_c.skipped:
             return
         a, = _instpy_c.args
     try:
         yield a
-        _instpy_c is None or await _instpy_rt.aleave(_instpy_c, None); return
+        _instpy_c is None or await _instpy_c.aleave(None); return
     except BaseException as _instpy_e:
-        if _instpy_c is None or await _instpy_rt.afail(_instpy_c, _instpy_e):
+        if _instpy_c is None or await _instpy_c.afail(_instpy_e):
             raise
         return'''
 
@@ -240,7 +240,7 @@ def test_no_params_enter_only(tmp_path: Path) -> None:
     assert out.decode().splitlines()[2:] == [
         "def f():",
         "  if _instpy_t0.active:",
-        "    _instpy_c = _instpy_rt.enter(_instpy_t0, ())",  # the module's indent: 2 spaces
+        "    _instpy_c = _instpy_t0.enter(())",  # the module's indent: 2 spaces
         "    if _instpy_c is not None:",
         "      if _instpy_c.skipped:",
         "        return _instpy_c.return_value",
