@@ -1,4 +1,4 @@
-"""The build cache: one entry per (file content, rule set, tool version).
+"""The build cache: one entry per (file content, rule set, tool version, code generator).
 
 An entry holds a file's scan result and its rewritten bytes. Writes are atomic (temp file +
 `os.replace`), so a crash never leaves half an entry; a bad entry (unreadable, corrupt, or from
@@ -21,6 +21,17 @@ from instpy.build.scan import FileScan
 
 log = logging.getLogger("instpy.build.cache")
 _FORMAT = 1
+# The modules whose code decides the rewritten bytes: an edit to any of them (a new trampoline
+# shape, say) must not reuse entries written by the old one, even at the same version number.
+_GENERATOR = ("scan.py", "functions.py", "plan.py", "inject.py", "trampoline.py")
+
+
+def _generator_digest() -> str:
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in _GENERATOR:
+        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -36,7 +47,8 @@ class BuildCache:
 
     def __init__(self, root: Path, rules_digest: str) -> None:
         self.root = root
-        self.salt = f"{_FORMAT}\0{__version__}\0{rules_digest}\0".encode()
+        generator = _generator_digest()
+        self.salt = f"{_FORMAT}\0{__version__}\0{generator}\0{rules_digest}\0".encode()
 
     def key(self, data: bytes, rel: str) -> str:
         # The path is part of the key: it decides the module name, hence the fingerprints.
