@@ -5,8 +5,11 @@ Layout (signed 64-bit words, native order; `H_*` index the header):
     header      words 0..63      magic, layout, lock owner, next sweep time, records in use
     workers     words 64..127    pid of the process in each worker slot (0: free)
     history     words 128..159   the inbound BBR history (stat/shared.py)
-    records     words 512..      one record of RECORD_WORDS per resource (stat/shared.py),
-                                 the first reserved for all inbound traffic
+    records     words 512..      one record of RECORD_WORDS per resource: RECORD_HEAD words
+                                 of instance-wide counters, then one stripe of STRIPE_WORDS per
+                                 worker slot that only that worker writes (stat/shared.py,
+                                 shared/inbound.py); the file is sparse, so untouched stripes
+                                 cost no memory
 
 Locking: one POSIX named semaphore per segment (`multiprocessing`'s SemLock, the primitive
 behind `multiprocessing.Lock`), found by name, so workers that never shared a parent's memory
@@ -23,6 +26,12 @@ slot; a restarted worker registers in a free slot and joins the shared state.
 A worker killed while it holds the semaphore would leave it taken: the lock's owner (worker slot)
 is written after every acquire, and a process that waits for more than `STALL_S` checks whether
 that owner is alive and, if it is not, releases the semaphore for it.
+
+Semaphore lifetime: the name carries the segment file's inode and path, so a new file never
+meets a semaphore left (perhaps taken) by a dead instance, and `remove_stale` can tell an
+orphan (its file is gone or is another file now) from a semaphore in use without asking
+anyone. The last worker out unlinks both; what a crash or a simultaneous exit leaves behind is
+removed by the next process that opens a segment.
 
 Fork: `os.register_at_fork` gives a forked child (`gunicorn --preload` forks after the engine
 may exist) its own semaphore handle and its own worker slot; nothing runs in the background.
@@ -42,6 +51,7 @@ import os
 import tempfile
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable
 
@@ -49,7 +59,9 @@ MAGIC = 0x1E57_9A11_0000_0001
 WORDS = 8
 MAX_WORKERS = 64
 MAX_RECORDS = 1024
-RECORD_WORDS = 48 + MAX_WORKERS  # stat/shared.py owns the first 48 words
+RECORD_HEAD = 32
+STRIPE_WORDS = 32  # a multiple of 8 words: workers' stripes never share a cache line
+RECORD_WORDS = RECORD_HEAD + MAX_WORKERS * STRIPE_WORDS
 RECORDS_AT = 512
 SIZE_WORDS = RECORDS_AT + MAX_RECORDS * RECORD_WORDS
 SIZE = SIZE_WORDS * WORDS
@@ -57,10 +69,12 @@ LIVE_BASE = SIZE + 4096  # liveness bytes past the data (advisory locks need no 
 STALL_S = 0.1
 SWEEP_NS = 200_000_000
 
-H_MAGIC, H_LAYOUT, H_OWNER, H_SWEEP, H_RECORDS = 0, 1, 2, 3, 4
+H_MAGIC, H_LAYOUT, H_OWNER, H_SWEEP, H_RECORDS, H_HIGH = 0, 1, 2, 3, 4, 5
 WORKERS_AT = 64
 HISTORY_AT = 128
 _SEMAPHORE = 1  # SemLock kind of multiprocessing.Lock
+SEM_DIR = "/dev/shm"  # where glibc keeps named semaphores (as files named sem.NAME)
+_SEM_PREFIX = "instpy-"
 
 
 def shared_dir() -> str:
@@ -81,8 +95,8 @@ class Segment:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.sem_name = "/instpy-" + _digest(path)
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.sem_name = sem_name(path, os.fstat(self.fd).st_ino)
         if os.fstat(self.fd).st_size < SIZE:
             os.ftruncate(self.fd, SIZE)  # zeros; racing processes extend to the same size
         self.map = mmap.mmap(self.fd, SIZE)
@@ -153,7 +167,10 @@ class Segment:
             live = [i for i, pid in enumerate(pids) if pid and pid != self.pid and self.alive(i)]
             if w[H_MAGIC] != MAGIC or w[H_LAYOUT] != RECORD_WORDS or not live:
                 owner = w[H_OWNER]
-                self.map[:] = bytes(SIZE)  # a fresh instance (or a layout from another version)
+                # A fresh instance (or a layout from another version): zero the file by
+                # truncating it, which keeps it sparse (writing zeros would allocate it all).
+                os.ftruncate(self.fd, 0)
+                os.ftruncate(self.fd, SIZE)
                 w[H_MAGIC] = MAGIC
                 w[H_LAYOUT] = RECORD_WORDS
                 w[H_OWNER] = owner
@@ -168,6 +185,8 @@ class Segment:
                         continue  # a process that registered and has not written its pid yet
                     w[WORKERS_AT + i] = self.pid
                     self.worker = i
+                    if w[H_HIGH] <= i:
+                        w[H_HIGH] = i + 1  # readers sum the stripes of slots below it
                     break
             else:
                 raise RuntimeError(f"instpy: all {MAX_WORKERS} worker slots of {self.path} "
@@ -185,6 +204,16 @@ class Segment:
         w[H_SWEEP] = now_ns + SWEEP_NS
         self._sweep(None)
 
+    def poll(self, now_ns: int) -> None:
+        """Sweep if one is due (readers: a dead worker's stripe must not count forever)."""
+        if now_ns < self.words[H_SWEEP] or self.worker < 0:
+            return
+        self.lock()
+        try:
+            self.sweep(now_ns)
+        finally:
+            self.release()
+
     def _sweep(self, live: list[int] | None) -> None:
         w = self.words
         for i in range(MAX_WORKERS):
@@ -200,14 +229,21 @@ class Segment:
 
     def _reclaim(self, slot: int) -> None:
         w = self.words
-        from instpy.runtime.stat.shared import reclaim
+        from instpy.runtime.shared.inbound import INBOUND_KIND
+        from instpy.runtime.shared.inbound import reclaim as reclaim_inbound
+        from instpy.runtime.stat.shared import KIND
+        from instpy.runtime.stat.shared import reclaim as reclaim_striped
         for r in range(w[H_RECORDS]):
-            reclaim(w, RECORDS_AT + r * RECORD_WORDS, slot)
+            at = RECORDS_AT + r * RECORD_WORDS
+            if w[at + KIND] == INBOUND_KIND:
+                reclaim_inbound(w, at, slot)
+            else:
+                reclaim_striped(w, at, slot)
         w[WORKERS_AT + slot] = 0
 
-    def record(self, key: bytes) -> int | None:
-        """The word offset of the record named `key` (16 bytes), allocated on first use; None
-        when the segment is full."""
+    def record(self, key: bytes, init: Callable[[memoryview, int], None]) -> int | None:
+        """The word offset of the record named `key` (16 bytes), allocated on first use and
+        set up by `init(words, offset)`; None when the segment is full."""
         found = self.records.get(key)
         if found is not None:
             return found
@@ -227,8 +263,7 @@ class Segment:
                 at = RECORDS_AT + n * RECORD_WORDS
                 w[at] = a
                 w[at + 1] = b
-                from instpy.runtime.stat.shared import init_record
-                init_record(w, at)
+                init(w, at)
                 w[H_RECORDS] = n + 1
         finally:
             self.release()
@@ -241,12 +276,19 @@ class Segment:
         """In a forked child: its own semaphore handle and worker slot, then rebind users."""
         self.pid = os.getpid()
         self.worker = -1
-        self.sem = _multiprocessing.SemLock._rebuild(0, _SEMAPHORE, 1, self.sem_name)
+        self.sem = self._open_sem()
         self.acquire = self.sem.acquire
         self.release = self.sem.release
         self._join()
         for rebind in list(self.rebind):
             rebind()
+
+    def abandon(self) -> None:
+        """Drop a segment whose file was removed under us before anyone else used it."""
+        self.worker = -1
+        os.close(self.fd)  # drops this process's liveness lock on that file
+        with contextlib.suppress(OSError):
+            _multiprocessing.sem_unlink(self.sem_name)
 
     def leave(self) -> None:
         """At exit: free the worker slot; the last process out removes the file and semaphore."""
@@ -259,10 +301,11 @@ class Segment:
             others = any(w[WORKERS_AT + i] and i != self.worker and self.alive(i)
                          for i in range(MAX_WORKERS))
             if not others:
-                for unlink in (lambda: os.unlink(self.path),
-                               lambda: _multiprocessing.sem_unlink(self.sem_name)):
-                    with contextlib.suppress(OSError):
-                        unlink()
+                with contextlib.suppress(OSError):
+                    if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                        os.unlink(self.path)  # (not a newer file at the same path)
+                with contextlib.suppress(OSError):
+                    _multiprocessing.sem_unlink(self.sem_name)
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, LIVE_BASE + self.worker)
             self.worker = -1
         finally:
@@ -281,29 +324,61 @@ def segment_for(key: str, directory: str | None = None) -> Segment:
     """This process's segment of instance `key` (one per path: a second open file would drop
     the liveness lock when closed)."""
     folder = directory or shared_dir()
-    path = os.path.join(folder, f"instpy-{key}.seg")
+    path = os.path.abspath(os.path.join(folder, f"instpy-{key}.seg"))
     with _open_lock:
         seg = _segments.get(path)
         if seg is None or seg.pid != os.getpid():
             remove_stale(folder, keep=path)
-            seg = _segments[path] = Segment(path)
+            seg = Segment(path)
+            for _ in range(3):
+                try:
+                    if os.stat(path).st_ino == os.fstat(seg.fd).st_ino:
+                        break
+                except OSError:
+                    pass
+                # A stale-segment sweep removed the file between our open and our join: the
+                # others will meet on the new file, so must we.
+                seg.abandon()
+                seg = Segment(path)
+            _segments[path] = seg
             _alive.add(seg)
         return seg
 
 
+def sem_name(path: str, inode: int) -> str:
+    """The semaphore of the segment file `path` with inode `inode`: the path is spelled out
+    (quoted: no slash in a name) so that a later process can tell whether its file still
+    exists; a path too long for a name gets a digest, and such a semaphore is only removed with
+    its segment."""
+    quoted = urllib.parse.quote(path, safe="")
+    if len(quoted) > 200:
+        quoted = "h" + hashlib.sha1(path.encode()).hexdigest()
+    return f"/{_SEM_PREFIX}{inode}-{quoted}"
+
+
+def _sem_owner(name: str) -> tuple[int, str] | None:
+    """(inode, segment path) named by a semaphore of ours (see `sem_name`), else None."""
+    ino, _, quoted = name.removeprefix(_SEM_PREFIX).partition("-")
+    if not ino.isdigit() or not quoted.startswith("%2F"):
+        return None  # another layout (or a digest): not ours to judge
+    return int(ino), urllib.parse.unquote(quoted)
+
+
 def remove_stale(folder: str, keep: str, min_age_s: float = 10.0) -> None:
-    """Remove segments (and their semaphores) no live process is registered in.
+    """Remove segments (and their semaphores) no live process is registered in, and
+    semaphores whose segment file is gone.
 
     Workers that exit together each see the others still alive, so the last-one-out rule in
-    `leave` misses some; a SIGKILLed instance never runs it. A file younger than `min_age_s`
-    is left alone: its creator may not have registered yet."""
+    `leave` misses some; a SIGKILLed instance never runs it; a segment folder may be deleted
+    with the segment in it. A file younger than `min_age_s` is left alone: its creator may not
+    have registered yet."""
     try:
         names = [n for n in os.listdir(folder) if n.startswith("instpy-") and n.endswith(".seg")]
     except OSError:
-        return
+        names = []
     now = time.time()
     for name in names:
-        path = os.path.join(folder, name)
+        path = os.path.abspath(os.path.join(folder, name))
         if path == keep or path in _segments:
             continue  # this process's own: opening and closing it would drop its locks
         try:
@@ -311,7 +386,8 @@ def remove_stale(folder: str, keep: str, min_age_s: float = 10.0) -> None:
         except OSError:
             continue
         try:
-            if now - os.fstat(fd).st_mtime < min_age_s:
+            st = os.fstat(fd)
+            if now - st.st_mtime < min_age_s:
                 continue
             for i in range(MAX_WORKERS):
                 try:
@@ -322,13 +398,34 @@ def remove_stale(folder: str, keep: str, min_age_s: float = 10.0) -> None:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
                 with contextlib.suppress(OSError):
-                    _multiprocessing.sem_unlink("/instpy-" + _digest(path))
+                    _multiprocessing.sem_unlink(sem_name(path, st.st_ino))
         finally:
             os.close(fd)  # drops the probe locks
+    remove_orphan_semaphores()
 
 
-def _digest(path: str) -> str:
-    return hashlib.sha1(path.encode()).hexdigest()[:20]
+def remove_orphan_semaphores(sem_dir: str = SEM_DIR) -> list[str]:
+    """Unlink our semaphores whose segment file no longer exists (or is another file now):
+    no process can meet on them any more. Returns the names removed."""
+    try:
+        names = [n[4:] for n in os.listdir(sem_dir) if n.startswith("sem." + _SEM_PREFIX)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        owner = _sem_owner(name)
+        if owner is None:
+            continue
+        inode, path = owner
+        try:
+            if os.stat(path).st_ino == inode:
+                continue  # its segment: removed together by `leave` or the stale sweep
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            _multiprocessing.sem_unlink("/" + name)
+            removed.append(name)
+    return removed
 
 
 def _after_fork_in_child() -> None:

@@ -2,22 +2,39 @@
 
 `SharedStats` implements the `ResourceStats` protocol over one record of the segment
 (shared/segment.py); `SharedStore` hands them out and is chosen when the engine is built, so no
-call ever asks which kind of store it has. Every per-call method takes the segment lock for a
-few word reads and writes: flow admission and isolation are exact across processes the same way
-they are across threads (count, then read, under one lock).
+call ever asks which kind of store it has. All inbound traffic has a record of its own
+(shared/inbound.py).
+
+What a call costs is what it writes, so each worker counts in a stripe of the record that only
+it writes, with no lock; the segment lock is taken only where a decision must see every
+worker's calls at once:
+
+* passes, completions, errors, RT, blocks: cumulative words in the worker's stripe. Only this
+  process writes them; its threads need no lock on builds with a GIL, where a thread switch
+  happens only at a call or a backward jump and `w[i] += n` (subscript, add, store, all in C)
+  runs whole. Free-threaded builds run every call under the resource's `lock` (plan.py).
+* the window: at the first call of a 500 ms bucket the worker stores the cumulative words in
+  the bucket's slot of its stripe (two slots, as stat/window.py keeps two buckets); a bucket's
+  counts are the difference between consecutive snapshots. Readers sum the stripes.
+* in flight: passes minus completions, summed over the stripes. Isolation's "count, then
+  read" holds across processes because `admit` counts the pass with the segment lock held:
+  of two racing admissions the later one to take the lock reads the other's pass.
+* flow admission: the window's pass count for `qps` must be exact across workers, so it is
+  also counted in two instance-wide buckets in the record's head, under the segment lock.
 
 Record layout (words from the record's offset):
 
-    0, 1   key (the resource name's digest)      2      in flight (all workers)
-    4..10  bucket 0: start_ns, passed, blocked, completed, errors, rt_sum_ns, rt_min_ns
-    11..17 bucket 1: the same                    18..21 totals of buckets that left the window
-    22..27 blocked since start, per family       48..   in flight per worker slot
+    0, 1   key (the resource name's digest)   3  kind (0: these stripes)
+    4, 5   admission bucket 0: start_ns, passed       6, 7  admission bucket 1
+    16..19 totals of workers that left: passed, completed, errors, rt_sum_ns
+    20     their blocks; 21..26 their blocks per family
+    32..   one stripe of STRIPE_WORDS per worker slot:
+           0 passed, 1 completed, 2 errors, 3 rt_sum_ns, 4 blocked (all cumulative),
+           5..10 blocked per family, 12..18 and 19..25 two window slots: bucket start_ns,
+           the cumulative words 0..4 at that start, min RT in the bucket
 
-The window is two 500 ms buckets, as in stat/window.py; bucket `k` (k = now // 500 ms) lives in
-slot `k % 2`. A call that finds its slot holding an older bucket rolls it (folding its counts
-into the totals); a call whose clock read is older than the newest bucket (a stalled thread,
-another process that rolled first) is counted in the newest. The worker's own in-flight word
-is what a sweep takes back when the worker dies (`reclaim`).
+A worker that dies leaves its stripe to the next sweep (shared/segment.py), which folds it into
+the leavers' totals and zeroes it: its in-flight calls are given back.
 """
 
 from __future__ import annotations
@@ -26,34 +43,49 @@ import hashlib
 import json
 import logging
 import threading
+import time
 
 from instpy.runtime.chain import FAMILIES
 from instpy.runtime.shared import segment as seg_mod
+from instpy.runtime.shared.inbound import SharedInboundStats, init_inbound
 from instpy.runtime.shared.instance import instance_key
-from instpy.runtime.shared.segment import H_OWNER, HISTORY_AT, Segment
+from instpy.runtime.shared.segment import (
+    H_HIGH,
+    H_OWNER,
+    RECORD_HEAD,
+    STRIPE_WORDS,
+    Segment,
+)
 from instpy.runtime.stat.store import InboundResourceStats, LocalStore, ResourceStats, StatsStore
 from instpy.runtime.stat.window import BUCKET_NS, FREE_THREADED
 
 LOG = logging.getLogger("instpy.governance")
-_NO_RT = 1 << 62
-INFLIGHT, B0, B1, FLUSHED, BLOCKED, PER_WORKER = 2, 4, 11, 18, 22, 48
+NO_RT = 1 << 62
+KIND, G0, G1, LEFT, LEFT_BLOCKED = 3, 4, 6, 16, 20
+# In a stripe: cumulative words, blocks per family, the two window slots (SLOT words each).
+PASSED, COMPLETED, ERRORS, RT_SUM, BLOCKED, FAMILY = 0, 1, 2, 3, 4, 5
+SLOT_A, SLOT_B, SLOT, RT_MIN = 12, 19, 7, 6
 _FAMILY = {name: i for i, name in enumerate(FAMILIES)}
-_HISTORY = 10
+_INF = float("inf")
+_ZERO_STRIPE = memoryview(bytes(STRIPE_WORDS * 8)).cast("q")
 
 
 def init_record(w: memoryview, at: int) -> None:
-    """A new record: both buckets outside any window, no minimum RT yet."""
-    for b in (B0, B1):
-        w[at + b] = -4 * BUCKET_NS
-        w[at + b + 6] = _NO_RT
+    """A new record: admission buckets outside any window."""
+    w[at + G0] = w[at + G1] = -4 * BUCKET_NS
 
 
 def reclaim(w: memoryview, at: int, slot: int) -> None:
-    """With the lock held: give back what the dead worker in `slot` held in flight."""
-    held = w[at + PER_WORKER + slot]
-    if held:
-        w[at + INFLIGHT] -= held
-        w[at + PER_WORKER + slot] = 0
+    """With the lock held: fold the stripe of the worker that left `slot` into the leavers'
+    totals and zero it (its calls in flight end with it)."""
+    s = at + RECORD_HEAD + slot * STRIPE_WORDS
+    if not (w[s + PASSED] or w[s + BLOCKED] or w[s + SLOT_A] or w[s + SLOT_B]):
+        return
+    for i in range(4):
+        w[at + LEFT + i] += w[s + i]
+    for i in range(1 + len(FAMILIES)):
+        w[at + LEFT_BLOCKED + i] += w[s + BLOCKED + i]
+    w[s:s + STRIPE_WORDS] = _ZERO_STRIPE
 
 
 def _key(name: str) -> bytes:
@@ -61,16 +93,22 @@ def _key(name: str) -> bytes:
 
 
 class SharedStats:
-    """One resource's counters in the segment. `lock` is this process's: it serialises the
-    checks whose state is per process, as LocalStats' does; the counters take the segment's."""
+    """One resource's counters in the segment, as this worker writes and reads them.
 
-    __slots__ = ("_acquire", "_at", "_mine", "_owner", "_release", "_seg", "_w", "lock",
-                 "total_blocked")
+    `lock` is this process's: it serialises the checks whose state is per process, as
+    LocalStats' does. Cached per process (renewed after a fork by `_bind`): the offsets of
+    this worker's stripe words and the end of its current window slot."""
+
+    __slots__ = ("_acquire", "_at", "_completed", "_end", "_errors", "_high", "_in_c",
+                 "_in_p", "_owner", "_passed", "_release", "_roll_lock", "_rt_min", "_rt_sum",
+                 "_seg", "_stripe", "_token", "_w", "lock", "total_blocked")
 
     def __init__(self, seg: Segment, at: int) -> None:
         self._seg = seg
         self._w = seg.words
         self._at = at
+        self._high = -1
+        self._token = (at + G0, -(1 << 62), at + G1)
         self.total_blocked: dict[str, int] = {}  # this process's blocks (reporting)
         self._bind()
         seg.rebind.append(self._bind)
@@ -80,216 +118,199 @@ class SharedStats:
         self._acquire = seg.acquire
         self._release = seg.release
         self._owner = seg.worker + 1
-        self._mine = self._at + PER_WORKER + seg.worker
+        s = self._stripe = self._at + RECORD_HEAD + seg.worker * STRIPE_WORDS
+        self._passed = s + PASSED
+        self._completed = s + COMPLETED
+        self._errors = s + ERRORS
+        self._rt_sum = s + RT_SUM
+        self._rt_min = s + SLOT_A + RT_MIN
+        self._end = -(1 << 62)  # the first call takes a window slot
+        self._roll_lock = threading.Lock()
         self.lock: threading.Lock | threading.RLock = (
             threading.RLock() if FREE_THREADED else threading.Lock())
 
-    @property
-    def inflight(self) -> int:
-        return int(self._w[self._at + INFLIGHT])
+    # -- this worker's window slot -----------------------------------------------------------
 
-    # -- with the segment lock held ----------------------------------------------------------
-
-    def _current(self, now_ns: int) -> tuple[int, int, int]:
-        """(slot offset, other slot offset, bucket start) of the newest bucket at or after
-        `now_ns`, rolling a slot that holds an older bucket."""
-        w = self._w
-        at = self._at
-        k = now_ns // BUCKET_NS
-        newest = max(w[at + B0], w[at + B1])
-        if k * BUCKET_NS < newest:
-            k = newest // BUCKET_NS  # counted in the newest bucket
-        cur = at + (B1 if k & 1 else B0)
-        start = k * BUCKET_NS
-        if w[cur] != start:
-            f = at + FLUSHED
-            w[f] += w[cur + 1]
-            w[f + 1] += w[cur + 3]
-            w[f + 2] += w[cur + 4]
-            w[f + 3] += w[cur + 5]
-            w[cur] = start
-            w[cur + 1] = w[cur + 2] = w[cur + 3] = w[cur + 4] = w[cur + 5] = 0
-            w[cur + 6] = _NO_RT
-            self._seg.sweep(now_ns)  # a roll is at most twice a second per resource
-        return cur, at + (B0 if k & 1 else B1), start
+    def _roll(self, now_ns: int) -> None:
+        """The first call of a bucket: snapshot the cumulative words into its slot."""
+        with self._roll_lock:
+            if now_ns < self._end:
+                return  # another thread rolled first
+            w = self._w
+            s = self._stripe
+            k = now_ns // BUCKET_NS
+            b = s + (SLOT_B if k & 1 else SLOT_A)
+            w[b + 1:b + 6] = w[s:s + 5]
+            w[b + RT_MIN] = NO_RT
+            w[b] = k * BUCKET_NS
+            self._rt_min = b + RT_MIN
+            self._end = (k + 1) * BUCKET_NS
+        # At most twice a second per resource, and at the first call after a quiet spell: a
+        # dead worker's calls in flight are given back before this one is counted.
+        self._seg.poll(now_ns)
 
     # -- per call ----------------------------------------------------------------------------
 
-    def floor_ns(self) -> int:
+    @property
+    def inflight(self) -> int:
+        """Calls in flight in every worker: passes minus completions over the stripes."""
         w = self._w
-        return int(max(w[self._at + B0], w[self._at + B1]))
+        high = w[H_HIGH]
+        if high != self._high:
+            first = self._at + RECORD_HEAD
+            end = first + high * STRIPE_WORDS
+            self._in_p = w[first + PASSED:end:STRIPE_WORDS]
+            self._in_c = w[first + COMPLETED:end:STRIPE_WORDS]
+            self._high = high
+        return int(sum(self._in_p) - sum(self._in_c))
+
+    def floor_ns(self) -> int:
+        return int(self._end - BUCKET_NS)
 
     def on_pass(self, now_ns: int) -> object:
-        if not self._acquire(False):
-            self._seg.wait()
-        w = self._w
-        try:
-            w[H_OWNER] = self._owner
-            cur, _, start = self._current(now_ns)
-            w[cur + 1] += 1
-            w[self._at + INFLIGHT] += 1
-            w[self._mine] += 1
-        finally:
-            self._release()
-        return (cur, start)
+        if now_ns >= self._end:
+            self._roll(now_ns)
+        self._w[self._passed] += 1
+        return None
 
     def admit(self, now_ns: int, limit: float) -> object:
-        """Count a pass if the window (both buckets) has passed fewer than `limit`: a token for
-        `cancel`, else the window's pass count seen (an int). A pass also counts in flight."""
+        """Count a pass if the instance's window has passed fewer than `limit`: a token for
+        `cancel`, else the window's pass count seen (an int). With the segment lock held, so
+        that isolation's read of `inflight` after it sees every earlier admission."""
+        if now_ns >= self._end:
+            self._roll(now_ns)
+        w = self._w
         if not self._acquire(False):
             self._seg.wait()
-        w = self._w
         try:
             w[H_OWNER] = self._owner
-            at = self._at
-            k = now_ns // BUCKET_NS
-            if k & 1:
-                cur, prev = at + B1, at + B0
-            else:
-                cur, prev = at + B0, at + B1
-            start = k * BUCKET_NS
-            if w[cur] != start or w[prev] > start:
-                cur, prev, start = self._current(now_ns)
+            if limit == _INF:
+                w[self._passed] += 1
+                return None
+            token = self._token
+            cur = token[0]
+            start = token[1]
+            if now_ns - start >= BUCKET_NS or now_ns < start or w[cur] != start:
+                token = self._admission_bucket(now_ns)
+                cur = token[0]
+                start = token[1]
             n = w[cur + 1] + 1
-            seen = n + w[prev + 1] if w[prev] == start - BUCKET_NS else n
+            prev = token[2]
+            p = w[prev]
+            if p == start - BUCKET_NS:
+                seen = n + w[prev + 1]
+            elif p > start:  # another worker is a bucket ahead: count in the newest
+                token = self._admission_bucket(p)
+                cur = token[0]
+                n = w[cur + 1] + 1
+                seen = n + w[token[2] + 1]
+            else:
+                seen = n
             if seen > limit:
-                return seen - 1
+                return int(seen - 1)
             w[cur + 1] = n
-            w[at + INFLIGHT] += 1
-            w[self._mine] += 1
+            w[self._passed] += 1
         finally:
             self._release()
-        return (cur, start)
+        return token
+
+    def _admission_bucket(self, now_ns: int) -> tuple[int, int, int]:
+        """With the lock held: the token (slot, start, other slot) of the newest admission
+        bucket at or after `now_ns`, rolling a slot that holds an older bucket. A call whose
+        clock read is older than the newest bucket (a stalled thread, another worker that
+        rolled first) is counted in the newest. Kept: a call in the same bucket reuses it."""
+        w = self._w
+        at = self._at
+        k = now_ns // BUCKET_NS
+        newest = max(w[at + G0], w[at + G1])
+        if k * BUCKET_NS < newest:
+            k = newest // BUCKET_NS
+        cur = at + (G1 if k & 1 else G0)
+        start = k * BUCKET_NS
+        if w[cur] != start:
+            w[cur] = start
+            w[cur + 1] = 0
+        token = self._token = (cur, start, at + (G0 if k & 1 else G1))
+        return token
 
     def cancel(self, token: object, now_ns: int, family: str) -> None:
         """Take back a pass counted by `admit`/`on_pass` and count a block instead."""
-        if not self._acquire(False):
-            self._seg.wait()
         w = self._w
-        try:
-            w[H_OWNER] = self._owner
-            if isinstance(token, tuple):
-                cur, start = token
+        if token.__class__ is tuple:
+            cur, start, _ = token
+            if not self._acquire(False):
+                self._seg.wait()
+            try:
+                w[H_OWNER] = self._owner
                 if w[cur] == start and w[cur + 1] > 0:
                     w[cur + 1] -= 1
-            w[self._at + INFLIGHT] -= 1
-            w[self._mine] -= 1
-            self._block(now_ns, family)
-        finally:
-            self._release()
+            finally:
+                self._release()
+        w[self._passed] -= 1
+        self.on_block(now_ns, family)
 
     def on_block(self, now_ns: int, family: str) -> None:
-        if not self._acquire(False):
-            self._seg.wait()
-        try:
-            self._w[H_OWNER] = self._owner
-            self._block(now_ns, family)
-        finally:
-            self._release()
-
-    def _block(self, now_ns: int, family: str) -> None:
+        if now_ns >= self._end:
+            self._roll(now_ns)
         w = self._w
-        cur, _, _ = self._current(now_ns)
-        w[cur + 2] += 1
-        w[self._at + BLOCKED + _FAMILY.get(family, 0)] += 1
+        w[self._stripe + BLOCKED] += 1
+        w[self._stripe + FAMILY + _FAMILY.get(family, 0)] += 1
         blocked = self.total_blocked
         blocked[family] = blocked.get(family, 0) + 1
 
     def on_complete(self, now_ns: int, rt_ns: int, error: bool) -> None:
-        if not self._acquire(False):
-            self._seg.wait()
         w = self._w
-        try:
-            w[H_OWNER] = self._owner
-            self._complete(w, now_ns, rt_ns, error)
-        finally:
-            self._release()
-
-    def _complete(self, w: memoryview, now_ns: int, rt_ns: int, error: bool) -> None:
-        at = self._at
-        k = now_ns // BUCKET_NS
-        cur = at + (B1 if k & 1 else B0)
-        if w[cur] != k * BUCKET_NS:
-            cur = self._current(now_ns)[0]
-        w[cur + 3] += 1
-        w[cur + 5] += rt_ns
-        if rt_ns < w[cur + 6]:
-            w[cur + 6] = rt_ns
+        w[self._completed] += 1
+        w[self._rt_sum] += rt_ns
+        if rt_ns < w[self._rt_min]:
+            w[self._rt_min] = rt_ns
         if error:
-            w[cur + 4] += 1
-        w[at + INFLIGHT] -= 1
-        w[self._mine] -= 1
+            w[self._errors] += 1
 
-    # -- reading (no lock: reporting and protective ceilings) --------------------------------
+    # -- reading: sums over the stripes (no lock; a due sweep runs first) --------------------
 
-    def _live(self, now_ns: int) -> list[int]:
+    def _stripes(self, now_ns: int) -> range:
         w = self._w
-        first = (now_ns // BUCKET_NS - 1) * BUCKET_NS
-        return [b for b in (self._at + B0, self._at + B1) if first <= w[b] <= now_ns]
-
-    def passed(self, now_ns: int) -> int:
-        w = self._w
-        return int(sum(w[b + 1] for b in self._live(now_ns)))
+        self._seg.poll(now_ns)
+        first = self._at + RECORD_HEAD
+        return range(first, first + w[H_HIGH] * STRIPE_WORDS, STRIPE_WORDS)
 
     def totals(self) -> tuple[int, int, int, int]:
         w = self._w
-        at = self._at
-        f = at + FLUSHED
-        live = (at + B0, at + B1)
-        return (int(w[f] + sum(w[b + 1] for b in live)),
-                int(w[f + 1] + sum(w[b + 3] for b in live)),
-                int(w[f + 2] + sum(w[b + 4] for b in live)),
-                int(w[f + 3] + sum(w[b + 5] for b in live)))
+        out = [int(w[self._at + LEFT + i]) for i in range(4)]
+        for s in self._stripes(time.monotonic_ns()):
+            for i in range(4):
+                out[i] += w[s + i]
+        return out[0], out[1], out[2], out[3]
+
+    def _window(self, now_ns: int) -> list[int]:
+        """passed, completed, errors, rt_sum, blocked, rt_min over the buckets of the window
+        at `now_ns` (this one and the one before), summed over the workers."""
+        w = self._w
+        first = (now_ns // BUCKET_NS - 1) * BUCKET_NS
+        out = [0, 0, 0, 0, 0, NO_RT]
+        for s in self._stripes(now_ns):
+            a, b = s + SLOT_A, s + SLOT_B
+            if w[a] < w[b]:
+                a, b = b, a  # a: the newest slot
+            if not first <= w[a] <= now_ns:
+                continue  # no call of this worker in the window
+            for i in range(5):
+                out[i] += w[s + i] - w[a + 1 + i]  # since the newest slot began
+            rt_min = w[a + RT_MIN]
+            if w[b] == w[a] - BUCKET_NS and w[b] >= first:
+                for i in range(5):
+                    out[i] += w[a + 1 + i] - w[b + 1 + i]
+                rt_min = min(rt_min, w[b + RT_MIN])
+            out[5] = min(out[5], rt_min)
+        return out
+
+    def passed(self, now_ns: int) -> int:
+        return self._window(now_ns)[0]
 
     def window(self, now_ns: int) -> tuple[int, int, int, int, int, int]:
-        w = self._w
-        live = self._live(now_ns)
-        rt_min = min((w[b + 6] for b in live), default=_NO_RT)
-        return (int(sum(w[b + 1] for b in live)), int(sum(w[b + 2] for b in live)),
-                int(sum(w[b + 3] for b in live)), int(sum(w[b + 4] for b in live)),
-                int(sum(w[b + 5] for b in live)), 0 if rt_min == _NO_RT else int(rt_min))
-
-
-class SharedInboundStats(SharedStats):
-    """All inbound traffic of the instance, plus BBR's ten one-second slices (in the segment's
-    header: slice, completed, min RT per slice), for the system rules."""
-
-    __slots__ = ()
-
-    def on_complete(self, now_ns: int, rt_ns: int, error: bool) -> None:
-        if not self._acquire(False):
-            self._seg.wait()
-        w = self._w
-        try:
-            w[H_OWNER] = self._owner
-            self._complete(w, now_ns, rt_ns, error)
-            s = now_ns // 1_000_000_000
-            h = HISTORY_AT + (s % _HISTORY) * 3
-            if w[h] != s + 1:  # stored +1 so that a zeroed segment holds no slice
-                w[h] = s + 1
-                w[h + 1] = 0
-                w[h + 2] = _NO_RT
-            w[h + 1] += 1
-            if rt_ns < w[h + 2]:
-                w[h + 2] = rt_ns
-        finally:
-            self._release()
-
-    def capacity(self, now_ns: int) -> float:
-        """Max completed per second x min RT in seconds over the last ten seconds."""
-        w = self._w
-        s = now_ns // 1_000_000_000
-        max_completed = 0
-        min_rt = _NO_RT
-        for i in range(_HISTORY):
-            h = HISTORY_AT + i * 3
-            if w[h] and s - (w[h] - 1) < _HISTORY:
-                max_completed = max(max_completed, int(w[h + 1]))
-                min_rt = min(min_rt, int(w[h + 2]))
-        if max_completed == 0 or min_rt == _NO_RT:
-            return float("inf")
-        return max_completed * min_rt / 1e9
-
+        passed, completed, errors, rt_sum, blocked, rt_min = self._window(now_ns)
+        return (passed, blocked, completed, errors, rt_sum, 0 if rt_min == NO_RT else rt_min)
 
 class SharedStore:
     """Counters of the instance in its segment; `process_stats` (rules with `scope: process`)
@@ -300,7 +321,7 @@ class SharedStore:
         self._lock = threading.Lock()
         self._local = LocalStore()
         self._stats: dict[str, ResourceStats] = {}
-        at = seg.record(_key("\0inbound"))
+        at = seg.record(_key("\0inbound"), init_inbound)
         if at is None:  # pragma: no cover - a fresh segment always has room
             raise RuntimeError("instpy: no room for the inbound record")
         self._inbound = SharedInboundStats(seg, at)
@@ -313,7 +334,7 @@ class SharedStore:
         with self._lock:
             found = self._stats.get(resource)
             if found is None:
-                at = self.segment.record(_key(resource))
+                at = self.segment.record(_key(resource), init_record)
                 if at is None:
                     if not self._full_logged:
                         self._full_logged = True
