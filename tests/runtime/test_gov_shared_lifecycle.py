@@ -55,9 +55,11 @@ def _open(directory: str, ready: multiprocessing.Queue[str], leave: object) -> N
 
 
 def start_workers(directory: Path, n: int = 4,
-                  leave: object = None) -> tuple[list[multiprocessing.Process], str]:
+                  leave: object = None
+                  ) -> tuple[list[multiprocessing.process.BaseProcess], str]:
     ready: multiprocessing.Queue[str] = FORK.Queue()
-    procs = [FORK.Process(target=_open, args=(str(directory), ready, leave)) for _ in range(n)]
+    procs: list[multiprocessing.process.BaseProcess] = [
+        FORK.Process(target=_open, args=(str(directory), ready, leave)) for _ in range(n)]
     for p in procs:
         p.start()
     names = {ready.get(timeout=10) for _ in procs}
@@ -79,6 +81,7 @@ def test_workers_that_exit_together_leave_neither_file_nor_semaphore(tmp_path: P
 def test_a_crashed_instance_is_removed_by_the_next_start(tmp_path: Path) -> None:
     procs, name = start_workers(tmp_path)
     for p in procs:
+        assert p.pid is not None
         os.kill(p.pid, signal.SIGKILL)
         p.join(10)
     assert sem_file(name).exists()  # nobody ran an exit hook
@@ -93,6 +96,7 @@ def test_a_semaphore_whose_folder_is_gone_is_removed_by_any_start(tmp_path: Path
     folder.mkdir()
     procs, name = start_workers(folder)
     for p in procs:
+        assert p.pid is not None
         os.kill(p.pid, signal.SIGKILL)
         p.join(10)
     shutil.rmtree(folder)
@@ -144,6 +148,7 @@ def test_a_dead_workers_slots_serve_the_first_call_after_a_quiet_spell(shm: Path
     assert all(isinstance(m, Entry) for m in more)
     assert not isinstance(eng.entry("pool", "internal"), Entry)  # and the limit holds
     for h in [res, *more]:
+        assert isinstance(h, Entry)
         h.exit()
 
 
