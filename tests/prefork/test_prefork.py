@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from prefork_support import (
     serve,
     windows,
 )
+
+from instpy.runtime.shared.segment import SEM_DIR, remove_stale
 
 PY = sys.executable
 GUNICORN_SYNC = [PY, "-m", "gunicorn", "-w", "4", "-b", "127.0.0.1:{port}", "app:app"]
@@ -171,3 +174,26 @@ def test_uvicorn_workers_never_exceed_concurrency_4(uvicorn: Server) -> None:
 
 def test_uvicorn_worker_killed_holding_slots_gives_them_back(uvicorn: Server) -> None:
     check_kill(uvicorn)
+
+
+@pytest.mark.parametrize("cmd", [GUNICORN_SYNC, UVICORN], ids=["gunicorn", "uvicorn"])
+def test_a_stopped_server_leaves_nothing_in_shared_memory(
+        cmd: list[str], flask_tree: tuple[Path, str], fastapi_tree: tuple[Path, str],
+        tmp_path: Path) -> None:
+    """All workers exit at once (SIGTERM to the process group). gunicorn's workers run their
+    exit hooks: the last one out removes the segment and its semaphore. uvicorn's re-raise
+    SIGTERM after their graceful shutdown and die by it, running none: what they leave is
+    removed by the next start's sweep (here run with no grace period)."""
+    tree = flask_tree if cmd is GUNICORN_SYNC else fastapi_tree
+    with serve(cmd, *tree, tmp_path) as server:
+        assert get(server.base + "/pool?hold=0") == 200
+        segments = list(tmp_path.glob("instpy-*.seg"))
+        assert len(segments) == 1
+        quoted = urllib.parse.quote(str(segments[0]), safe="")
+        assert [n for n in os.listdir(SEM_DIR) if n.endswith(quoted)]
+    if cmd is GUNICORN_SYNC:
+        assert not list(tmp_path.glob("instpy-*.seg"))
+        assert not [n for n in os.listdir(SEM_DIR) if n.endswith(quoted)]
+    remove_stale(str(tmp_path), keep="", min_age_s=0.0)
+    assert not list(tmp_path.glob("instpy-*.seg"))
+    assert not [n for n in os.listdir(SEM_DIR) if n.endswith(quoted)]
