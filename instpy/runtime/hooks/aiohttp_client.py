@@ -32,8 +32,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Entry, HttpFallback
+from instpy.runtime.governance import HttpFallback
 from instpy.runtime.hooks.http import (
+    Admission,
     admit_outbound_async,
     connection_refused,
     finish,
@@ -109,7 +110,7 @@ async def on_enter(call: Call) -> None:
             headers[name] = value
         params["headers"] = headers
     outcome = await admit_outbound_async(resource)
-    if isinstance(outcome, Entry):
+    if isinstance(outcome, Admission):
         call.data["entry"] = outcome
         call.data["client"] = mark_client()
         return

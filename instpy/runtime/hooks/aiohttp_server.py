@@ -26,8 +26,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Entry
-from instpy.runtime.hooks.http import admit_inbound_async, finish
+from instpy.runtime.hooks.http import Admission, admit_inbound_async, finish
 
 DISTRIBUTION = "aiohttp"
 VERSIONS = ">=3.9,<4"
@@ -66,7 +65,7 @@ async def on_enter(call: Call) -> None:
     _RESOLVED.set((request, match))
     outcome = await admit_inbound_async(f"{request.method} {resource.canonical}", _lookup,
                                         request.headers.get)
-    if isinstance(outcome, Entry):
+    if isinstance(outcome, Admission):
         call.data["entry"] = outcome
         return
     _RESOLVED.set(None)

@@ -33,8 +33,8 @@ from django.core.exceptions import (  # type: ignore[import-untyped]
 from django.http import Http404, HttpRequest, HttpResponse  # type: ignore[import-untyped]
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Entry, HttpFallback
-from instpy.runtime.hooks.http import admit_inbound, admit_inbound_async, finish
+from instpy.runtime.governance import HttpFallback
+from instpy.runtime.hooks.http import Admission, admit_inbound, admit_inbound_async, finish
 
 DISTRIBUTION = "django"
 VERSIONS = ">=4.2,<6"
@@ -88,7 +88,7 @@ def on_enter(call: Call) -> None:
     if resource is None:
         return
     outcome = admit_inbound(resource, _lookup, request.headers.get)
-    if isinstance(outcome, Entry):
+    if isinstance(outcome, Admission):
         call.data["entry"] = outcome
         return
     _RESOLVED.set(None)
@@ -101,7 +101,7 @@ async def on_enter_async(call: Call) -> None:
     if resource is None:
         return
     outcome = await admit_inbound_async(resource, _lookup, request.headers.get)
-    if isinstance(outcome, Entry):
+    if isinstance(outcome, Admission):
         call.data["entry"] = outcome
         return
     _RESOLVED.set(None)

@@ -44,7 +44,7 @@ import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Blocked, Entry
+from instpy.runtime.governance import Blocked
 from instpy.runtime.hooks.grpc_common import (
     admit,
     admit_async,
@@ -57,6 +57,7 @@ from instpy.runtime.hooks.grpc_common import (
     with_metadata,
 )
 from instpy.runtime.hooks.http import (
+    Admission,
     mark_client,
     nested_client,
     outgoing_headers,
@@ -423,7 +424,7 @@ class _Resources:
         return name
 
 
-def _finisher(entry: Entry) -> Callable[[Any], None]:
+def _finisher(entry: Admission) -> Callable[[Any], None]:
     def done(future: Any) -> None:
         entry.exit(callee_error(future.code(), None))
 
@@ -503,7 +504,7 @@ class _AioGovernor:
         return send(request, timeout=details.timeout, metadata=details.metadata,
                     credentials=details.credentials, wait_for_ready=details.wait_for_ready)
 
-    async def _admit(self, details: Any) -> tuple[Entry | None, Any]:
+    async def _admit(self, details: Any) -> tuple[Admission | None, Any]:
         """(entry, details to send); raises the refusal. (None, details): go on ungoverned."""
         try:
             headers = outgoing_headers()
@@ -544,7 +545,7 @@ class _AioGovernor:
 _RECORDING: set[asyncio.Future[None]] = set()
 
 
-def _aio_finisher(entry: Entry) -> Callable[[Any], None]:
+def _aio_finisher(entry: Admission) -> Callable[[Any], None]:
     async def record(call: Any) -> None:
         entry.exit(False if call.cancelled() else callee_error(await call.code(), None))
 

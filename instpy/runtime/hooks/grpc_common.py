@@ -20,9 +20,14 @@ from collections.abc import Callable, Iterable
 import grpc  # type: ignore[import-untyped]
 
 from instpy.runtime import injected
-from instpy.runtime.entry import IDLE_ENTRY
-from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine, engine_async
-from instpy.runtime.hooks.http import enter_lane
+from instpy.runtime.governance import Blocked, HttpFallback
+from instpy.runtime.hooks.http import (
+    IDLE_ADMISSION,
+    Admission,
+    admit_named,
+    admit_named_async,
+    enter_lane,
+)
 
 Lookup = Callable[[str, str], object]
 
@@ -40,9 +45,10 @@ _CALLEE_ERRORS: frozenset[object] = frozenset(
 _OK: frozenset[object] = frozenset((grpc.StatusCode.OK, 0))
 
 
-def _lane(result: Entry | Blocked, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
+def _lane(result: Admission | Blocked, traffic: str,
+          lookup: Lookup | None) -> Admission | Blocked:
     """An admitted inbound call takes its lane tag from its metadata, as HTTP requests do."""
-    if traffic == "inbound" and lookup is not None and not isinstance(result, Blocked):
+    if traffic == "inbound" and lookup is not None and result.__class__ is Admission:
 
         def header(name: str) -> str | None:
             value = lookup("header", name)
@@ -52,20 +58,19 @@ def _lane(result: Entry | Blocked, traffic: str, lookup: Lookup | None) -> Entry
     return result
 
 
-def admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
-    """Govern one call (sync): the Entry to exit when it ends, or why it was refused."""
-    return _lane(engine().entry(resource, traffic, lookup), traffic, lookup)
+def admit(resource: str, traffic: str, lookup: Lookup | None) -> Admission | Blocked:
+    """Govern one call (sync): the Admission to exit when it ends, or why it was refused."""
+    return _lane(admit_named(resource, traffic, lookup), traffic, lookup)
 
 
-async def admit_async(resource: str, traffic: str, lookup: Lookup | None) -> Entry | Blocked:
+async def admit_async(resource: str, traffic: str, lookup: Lookup | None) -> Admission | Blocked:
     """`admit` for grpc.aio: a throttled call waits with the loop's sleep."""
-    return _lane(await (await engine_async()).entry_async(resource, traffic, lookup), traffic,
-                 lookup)
+    return _lane(await admit_named_async(resource, traffic, lookup), traffic, lookup)
 
 
-def is_idle(entry: Entry) -> bool:
+def is_idle(entry: Admission) -> bool:
     """Nothing to record for this call (no rule, no statistics): skip the bookkeeping."""
-    return entry is IDLE_ENTRY
+    return entry is IDLE_ADMISSION
 
 
 def refusal_code(blocked: Blocked) -> grpc.StatusCode:

@@ -37,7 +37,7 @@ import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Blocked, Entry
+from instpy.runtime.governance import Blocked
 from instpy.runtime.hooks.grpc_common import (
     Lookup,
     admit,
@@ -48,6 +48,7 @@ from instpy.runtime.hooks.grpc_common import (
     refusal_code,
     refusal_details,
 )
+from instpy.runtime.hooks.http import Admission
 
 DISTRIBUTION = "grpcio"
 VERSIONS = ">=1.50,<2"
@@ -142,7 +143,7 @@ class SyncGovernor(_Governor, grpc.ServerInterceptor):  # type: ignore[misc]
         return _sync_stream(behavior, resource) if streams else _sync_unary(behavior, resource)
 
 
-def _sync_admit(resource: str, context: Any) -> Entry | None:
+def _sync_admit(resource: str, context: Any) -> Admission | None:
     try:
         result = admit(resource, "inbound", _lookup(context))
     except Exception as exc:
@@ -185,7 +186,7 @@ def _sync_stream(behavior: Behavior, resource: str) -> Behavior:
     return governed
 
 
-def _sync_tracked(responses: Iterator[Any], entry: Entry, context: Any) -> Iterator[Any]:
+def _sync_tracked(responses: Iterator[Any], entry: Admission, context: Any) -> Iterator[Any]:
     try:
         yield from responses
     except GeneratorExit:
@@ -213,7 +214,7 @@ class AioGovernor(_Governor, grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return None  # a plain function on an aio server: aio can only abort from a coroutine
 
 
-async def _aio_admit(resource: str, context: Any) -> Entry | None:
+async def _aio_admit(resource: str, context: Any) -> Admission | None:
     try:
         result = await admit_async(resource, "inbound", _lookup(context))
     except Exception as exc:

@@ -17,13 +17,20 @@ from contextvars import ContextVar, Token
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
-from instpy.runtime.governance import Blocked, Entry, HttpFallback, engine, engine_async
+from instpy.runtime.engine import Engine
+from instpy.runtime.governance import Blocked, HttpFallback, Resource, engine, engine_async
 from instpy.runtime.lanes import context as lane_context
 from instpy.runtime.lanes.router import base_url_for, route_url
+from instpy.runtime.lanes.rule import LaneTable
 from instpy.runtime.lanes.stats import LANE_STATS
+from instpy.runtime.resource import enter_async
 
 Lookup = Callable[[str, str], object]
 HeaderGetter = Callable[[str], "str | None"]
+
+# Handles kept per resource name and kind of traffic; past this many (outbound URLs can be
+# unbounded) a handle is fetched from the engine per call instead of kept here.
+MAX_HANDLES = 4096
 
 
 def outbound_resource(method: str, url: str) -> str:
@@ -46,25 +53,154 @@ def reason(status: int) -> str:
         return ""
 
 
-def _admit(resource: str, traffic: str, lookup: Lookup | None) -> Entry | HttpFallback:
-    result = engine().entry(resource, traffic, lookup)
-    if isinstance(result, Blocked):
+# -- resource handles ----------------------------------------------------------------------
+# A framework hook knows its route template, so it keeps the route's handle (`inbound` /
+# `inbound_async`: two dict reads per request, no name formatted) and calls `enter`/`exit` on
+# it; the handle follows rule swaps by itself.
+
+_INBOUND: dict[str, dict[str, Resource]] = {}  # method -> route template -> handle
+_NAMED: dict[tuple[str, str], Resource] = {}  # (resource, traffic) -> handle
+_LANES: list[LaneTable] = [LaneTable()]  # the process engine's lanes, kept by a subscription
+_WATCHED: list[Engine] = []
+
+
+def _watch(eng: Engine) -> Engine:
+    """Keep `_LANES` current for `eng` (once per engine) so a request reads one list slot
+    instead of the engine's config."""
+    if not _WATCHED or _WATCHED[0] is not eng:
+        _WATCHED[:] = [eng]
+        eng.subscribe(_on_swap)
+        while True:  # a swap between the read and the store must not leave older lanes
+            config = eng.config
+            _LANES[0] = config.lanes
+            if eng.config is config:
+                break
+    return eng
+
+
+def _on_swap(config: object) -> None:
+    lanes = getattr(config, "lanes", None)
+    if isinstance(lanes, LaneTable):
+        _LANES[0] = lanes
+
+
+def _keep_inbound(eng: Engine, method: str, template: str) -> Resource:
+    res = _watch(eng).resource(f"{method} {template}", "inbound")
+    if sum(map(len, _INBOUND.values())) < MAX_HANDLES:
+        _INBOUND.setdefault(method, {})[template] = res
+    return res
+
+
+def inbound(method: str, template: str) -> Resource:
+    """The handle of the inbound resource `METHOD template` (sync servers)."""
+    by_template = _INBOUND.get(method)
+    if by_template is not None:
+        res = by_template.get(template)
+        if res is not None:
+            return res
+    return _keep_inbound(engine(), method, template)
+
+
+async def inbound_async(method: str, template: str) -> Resource:
+    """`inbound` for async servers: the first request of a route may build the engine, which
+    `engine_async` does off the event loop."""
+    by_template = _INBOUND.get(method)
+    if by_template is not None:
+        res = by_template.get(template)
+        if res is not None:
+            return res
+    return _keep_inbound(await engine_async(), method, template)
+
+
+def named(eng: Engine, resource: str, traffic: str) -> Resource:
+    """The handle of `resource` for hooks that know only its name (clients, method-less
+    servers): kept here up to MAX_HANDLES names."""
+    key = (resource, traffic)
+    res = _NAMED.get(key)
+    if res is None:
+        res = _watch(eng).resource(resource, traffic)
+        if len(_NAMED) < MAX_HANDLES:
+            _NAMED[key] = res
+    return res
+
+
+def finish_token(res: Resource, token: object, exception: BaseException | None,
+                 status: int | None) -> None:
+    """Exit an admitted token: the exception if the call raised, else whether its status is
+    a failure of the callee (5xx)."""
+    res.exit(token, exception if exception is not None
+             else status is not None and status >= 500)
+
+
+class Admission:
+    """An admitted call for hooks that keep one object from enter to exit: `exit(error)`
+    once (later calls are ignored), as the engine's `Entry`."""
+
+    __slots__ = ("res", "token")
+
+    def __init__(self, res: Resource | None, token: object) -> None:
+        self.res = res
+        self.token = token
+
+    def exit(self, error: object = None) -> None:
+        res = self.res
+        if res is None:
+            return
+        self.res = None
+        res.exit(self.token, error)
+
+
+# The admission of a call governance has nothing to do for: exiting it records nothing.
+IDLE_ADMISSION = Admission(None, None)
+
+
+def admitted(res: Resource, token: object) -> Admission | Blocked:
+    """`token` from `res.enter` as what the name-based `admit_*` helpers return."""
+    if token.__class__ is Blocked:
+        return token
+    return Admission(res, token)
+
+
+def admit_named(resource: str, traffic: str, lookup: Lookup | None) -> Admission | Blocked:
+    """Govern one call of `resource` (sync): an Admission to exit, or Blocked."""
+    res = named(engine(), resource, traffic)
+    if not res.active:
+        return IDLE_ADMISSION
+    return admitted(res, res.enter(lookup))
+
+
+async def admit_named_async(resource: str, traffic: str,
+                            lookup: Lookup | None) -> Admission | Blocked:
+    """`admit_named` for coroutines: a throttled call waits with the loop's sleep."""
+    res = named(await engine_async(), resource, traffic)
+    if not res.active:
+        return IDLE_ADMISSION
+    return admitted(res, await enter_async(res, lookup))
+
+
+def _admit(resource: str, traffic: str, lookup: Lookup | None) -> Admission | HttpFallback:
+    result = admit_named(resource, traffic, lookup)
+    if result.__class__ is Blocked:
         return result.http_fallback()
-    return result
+    return result  # type: ignore[return-value]
 
 
-async def _admit_async(resource: str, traffic: str, lookup: Lookup | None) -> Entry | HttpFallback:
-    result = await (await engine_async()).entry_async(resource, traffic, lookup)
-    if isinstance(result, Blocked):
+async def _admit_async(resource: str, traffic: str,
+                       lookup: Lookup | None) -> Admission | HttpFallback:
+    result = await admit_named_async(resource, traffic, lookup)
+    if result.__class__ is Blocked:
         return result.http_fallback()
-    return result
+    return result  # type: ignore[return-value]
 
 
-def enter_lane(lookup: Lookup | None, header: HeaderGetter) -> None:
-    """Give the admitted request its lane tag: the one an upstream service sent, else the tag of
-    the first lane it matches (this service is the first governed hop), else none (base)."""
-    tag = lane_context.tag_from_headers(header)
-    lanes = engine().config.lanes
+# -- lanes ---------------------------------------------------------------------------------
+
+
+def lane_in(tag: str | None, lookup: Lookup | None, header: HeaderGetter) -> None:
+    """Give the admitted request its lane tag: `tag`, the one an upstream service sent, else
+    the tag of the first lane it matches (this service is the first governed hop), else none
+    (base). `header` and `lookup` are read only when lanes are configured."""
+    lanes = _LANES[0]
     if tag is None and lanes.lanes:
 
         def read(source: str, name: str) -> object:
@@ -78,36 +214,42 @@ def enter_lane(lookup: Lookup | None, header: HeaderGetter) -> None:
     lane_context.set_tag(tag)
 
 
+def enter_lane(lookup: Lookup | None, header: HeaderGetter) -> None:
+    """`lane_in` for hooks that read headers through a getter."""
+    if not _WATCHED:
+        _watch(engine())
+    lane_in(lane_context.tag_from_headers(header), lookup, header)
+
+
 def admit_inbound(
     resource: str, lookup: Lookup | None, header: HeaderGetter
-) -> Entry | HttpFallback:
-    """Govern one inbound request (sync servers): the Entry to exit afterwards, or the answer.
-
-    `header(name)` reads a request header (case-insensitive); an admitted request takes its
-    lane tag from it (or from the lanes it matches) for the rest of its handling.
+) -> Admission | HttpFallback:
+    """Govern one inbound request (sync servers): the Admission to exit afterwards, or the
+    answer. `header(name)` reads a request header (case-insensitive); an admitted request takes
+    its lane tag from it (or from the lanes it matches) for the rest of its handling.
     """
     outcome = _admit(resource, "inbound", lookup)
-    if not isinstance(outcome, HttpFallback):
+    if outcome.__class__ is Admission:
         enter_lane(lookup, header)
     return outcome
 
 
 async def admit_inbound_async(
     resource: str, lookup: Lookup | None, header: HeaderGetter
-) -> Entry | HttpFallback:
+) -> Admission | HttpFallback:
     """`admit_inbound` for async servers: a throttled request waits with the loop's sleep."""
     outcome = await _admit_async(resource, "inbound", lookup)
-    if not isinstance(outcome, HttpFallback):
+    if outcome.__class__ is Admission:
         enter_lane(lookup, header)
     return outcome
 
 
-def admit_outbound(resource: str) -> Entry | HttpFallback:
+def admit_outbound(resource: str) -> Admission | HttpFallback:
     """Govern one outbound call (sync clients)."""
     return _admit(resource, "outbound", None)
 
 
-async def admit_outbound_async(resource: str) -> Entry | HttpFallback:
+async def admit_outbound_async(resource: str) -> Admission | HttpFallback:
     """`admit_outbound` for async clients."""
     return await _admit_async(resource, "outbound", None)
 
@@ -176,7 +318,7 @@ def connection_refused(exc: BaseException) -> bool:
     return False
 
 
-def finish(entry: Entry | None, exception: BaseException | None, status: int | None) -> None:
+def finish(entry: Admission | None, exception: BaseException | None, status: int | None) -> None:
     """Record how the call ended: an exception, else the status code."""
     if entry is None:
         return

@@ -16,8 +16,9 @@ from __future__ import annotations
 from httpx import URL, Request, Response
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Entry, HttpFallback
+from instpy.runtime.governance import HttpFallback
 from instpy.runtime.hooks.http import (
+    Admission,
     admit_outbound,
     admit_outbound_async,
     connection_refused,
@@ -57,8 +58,8 @@ def _answer(request: Request, fallback: HttpFallback) -> Response:
                     content=fallback.body.encode("utf-8"), request=request)
 
 
-def _admitted(call: Call, outcome: Entry | HttpFallback, request: Request) -> None:
-    if isinstance(outcome, Entry):
+def _admitted(call: Call, outcome: Admission | HttpFallback, request: Request) -> None:
+    if isinstance(outcome, Admission):
         call.data["entry"] = outcome
         call.data["client"] = mark_client()  # a governed client underneath must not count it
         return

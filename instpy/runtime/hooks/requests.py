@@ -12,8 +12,9 @@ from requests import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Entry, HttpFallback
+from instpy.runtime.governance import HttpFallback
 from instpy.runtime.hooks.http import (
+    Admission,
     admit_outbound,
     connection_refused,
     finish,
@@ -54,7 +55,7 @@ def on_enter(call: Call) -> None:
     for name, value in outgoing_headers():
         request.headers[name] = value
     outcome = admit_outbound(resource)
-    if isinstance(outcome, Entry):
+    if isinstance(outcome, Admission):
         call.data["entry"] = outcome
         call.data["client"] = mark_client()  # urllib3 underneath must not count it again
         return

@@ -33,8 +33,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Entry, HttpFallback
-from instpy.runtime.hooks.http import admit_inbound_async, finish
+from instpy.runtime.governance import Blocked, HttpFallback, Resource
+from instpy.runtime.hooks.http import finish_token, inbound_async, lane_in
+from instpy.runtime.lanes.context import tag_from
+from instpy.runtime.resource import enter_async
 
 DISTRIBUTION = "starlette"
 VERSIONS = ">=0.27,<2"
@@ -48,6 +50,28 @@ Send = Callable[[Message], Awaitable[None]]
 
 # Scope key holding the templates of the mounts the request went through ("/v2", "/org/{org}").
 PREFIX_KEY = "instpy.route_prefix"
+_LANE_KEYS = (b"x-mse-tag", b"baggage")
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.lower().encode("latin-1")
+    # ASGI makes `headers` optional in a scope (test clients and hand-built scopes omit it)
+    for key, value in scope.get("headers", ()):
+        if key == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _upstream_tag(scope: Scope) -> str | None:
+    """The lane tag an upstream service sent. Most requests carry none: one C-level pass
+    (a dict of the header pairs) tells, before any header is read in Python."""
+    headers = scope.get("headers")
+    if not headers:
+        return None
+    present = dict(headers)
+    if _LANE_KEYS[0] not in present and _LANE_KEYS[1] not in present:
+        return None
+    return tag_from(_header(scope, "x-mse-tag"), _header(scope, "baggage"))
 
 
 class _Exchange:
@@ -67,12 +91,7 @@ class _Exchange:
         return self.send(message)
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower().encode("latin-1")
-        # ASGI makes `headers` optional in a scope (test clients and hand-built scopes omit it)
-        for key, value in self.scope.get("headers", ()):
-            if key == wanted:
-                return str(value.decode("latin-1"))
-        return None
+        return _header(self.scope, name)
 
     def lookup(self, source: str, name: str) -> object:
         if source == "query":
@@ -98,50 +117,53 @@ def _answer(fallback: HttpFallback) -> Response:
     return response
 
 
-async def _govern(call: Call, template: str) -> None:
-    scope: Scope = call.params["scope"]
-    exchange = _Exchange(scope, call.params["send"])
+async def _govern(call: Call, scope: Scope, method: str, template: str) -> None:
     prefix = scope.get(PREFIX_KEY)
-    path = template if prefix is None else prefix + template
-    outcome = await admit_inbound_async(f"{scope['method']} {path}", exchange.lookup,
-                                        exchange.header)
-    if isinstance(outcome, Entry):
-        call.data["entry"] = outcome
-        call.data["exchange"] = exchange
-        call.params["send"] = exchange
-        return
-    await _answer(outcome)(scope, call.params["receive"], call.params["send"])
-    call.skip(None)
+    res: Resource = await inbound_async(method, template if prefix is None else prefix + template)
+    exchange = _Exchange(scope, call.arg("send"))
+    if res.active:
+        params = call.params  # built here only: the exchange replaces `send`
+        token = await enter_async(res, exchange.lookup)
+        if token.__class__ is Blocked:
+            answer = _answer(token.http_fallback())
+            await answer(scope, params["receive"], params["send"])
+            call.skip(None)
+            return
+        call.data["token"] = (res, token, exchange)
+        params["send"] = exchange
+    lane_in(_upstream_tag(scope), exchange.lookup, exchange.header)
 
 
 async def on_enter(call: Call) -> None:
     """`Route.handle`: govern the matched route under its template."""
-    route = call.params["self"]
+    route = call.arg("self")
+    scope: Scope = call.arg("scope")
+    method: str = scope["method"]
     methods = route.methods
-    if methods and call.params["scope"]["method"] not in methods:
+    if methods and method not in methods:
         return  # Route.handle answers 405 itself: a routing failure, not an endpoint call
-    await _govern(call, route.path)
+    await _govern(call, scope, method, route.path)
 
 
 def on_exit(call: Call) -> None:
-    exchange: _Exchange | None = call.data.get("exchange")
-    if exchange is None:
+    admitted: tuple[Resource, object, _Exchange] | None = call.data.get("token")
+    if admitted is None:
         return
     exception = call.exception
-    status = exchange.status
+    status = admitted[2].status
     if isinstance(exception, HTTPException) and exception.status_code < 500:
         # Older Starlette lets an endpoint's HTTPException reach the app's exception middleware
         # through here; a 4xx is the caller's fault, not a failure of this endpoint.
         status = exception.status_code
         exception = None
-    finish(call.data.get("entry"), exception, status)
+    finish_token(admitted[0], admitted[1], exception, status)
 
 
 def on_enter_mount(call: Call) -> None:
     """`Mount.handle`: remember the mount's template for the routes below it."""
-    scope: Scope = call.params["scope"]
+    scope: Scope = call.arg("scope")
     prefix = scope.get(PREFIX_KEY)
-    path: str = call.params["self"].path
+    path: str = call.arg("self").path
     scope[PREFIX_KEY] = path if prefix is None else prefix + path
 
 
@@ -167,11 +189,12 @@ def _fastapi_context(scope: Scope) -> Any:
 async def on_enter_fastapi(call: Call) -> None:
     """`APIRoute.handle`: govern a route of an included router (FastAPI >=0.137), whose full
     template lives in the effective route context; other calls reach `Route.handle`."""
-    scope: Scope = call.params["scope"]
+    scope: Scope = call.arg("scope")
     context = _fastapi_context(scope)
-    if context is None or context.original_route is not call.params["self"]:
+    if context is None or context.original_route is not call.arg("self"):
         return
+    method: str = scope["method"]
     methods = context.methods
-    if methods and scope["method"] not in methods:
+    if methods and method not in methods:
         return
-    await _govern(call, context.path)
+    await _govern(call, scope, method, context.path)

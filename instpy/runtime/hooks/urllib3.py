@@ -37,8 +37,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import HTTPResponse
 
 from instpy.runtime.call import Call
-from instpy.runtime.governance import Entry, HttpFallback
+from instpy.runtime.governance import HttpFallback
 from instpy.runtime.hooks.http import (
+    Admission,
     admit_outbound,
     connection_refused,
     finish,
@@ -145,7 +146,7 @@ def on_enter(call: Call) -> None:
             merged[name] = value
         params["headers"] = merged
     outcome = admit_outbound(resource)
-    if isinstance(outcome, Entry):
+    if isinstance(outcome, Admission):
         call.data["entry"] = outcome
         call.data["client"] = mark_client()
         return

@@ -23,16 +23,22 @@ def current_tag() -> str | None:
 
 def set_tag(tag: str | None) -> None:
     """Set for the rest of this request (servers call it for every request, so a reused worker
-    thread never carries a previous request's tag)."""
-    _TAG.set(tag)
+    thread never carries a previous request's tag). Setting None where nothing is set is
+    skipped: most requests carry no tag, and a read is cheaper than a write."""
+    if tag is not None or _TAG.get() is not None:
+        _TAG.set(tag)
 
 
 def tag_from_headers(header: Callable[[str], str | None]) -> str | None:
     """The tag an upstream service sent, from `x-mse-tag` or the `baggage` header."""
-    direct = header(TAG_HEADER)
+    return tag_from(header(TAG_HEADER), header(BAGGAGE_HEADER))
+
+
+def tag_from(direct: object, baggage: object) -> str | None:
+    """The tag from the values of the `x-mse-tag` and `baggage` headers (None: absent); for
+    hooks that read both headers their own cheapest way (a WSGI environ, an ASGI header list)."""
     if direct:
         return str(direct).strip() or None
-    baggage = header(BAGGAGE_HEADER)
     if not baggage:
         return None
     for member in str(baggage).split(","):
