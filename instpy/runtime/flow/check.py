@@ -2,13 +2,16 @@
 
 Reject is counted by the statistics themselves (`ResourceStats.admit`, lock-free); the plan
 reads `RejectCheck.qps` and never calls its `check` on the GIL build. Warm-up and throttling
-keep state across calls and run with the resource lock held.
+keep state across calls and run with the resource lock held; that state is a `State`
+(shared/state.py): the instance's, shared by a pre-fork server's workers under the segment
+lock, or this process's own (`scope: process`, or no segment).
 """
 
 from __future__ import annotations
 
 from instpy.runtime.entry import TrackedEntry
 from instpy.runtime.flow.rule import FlowRule
+from instpy.runtime.shared.state import LocalState, State, StateTable
 from instpy.runtime.stat.store import ResourceStats
 
 _SECOND_NS = 1_000_000_000
@@ -36,14 +39,16 @@ class WarmUpCheck:
 
     A token store fills while traffic is below the warm rate and drains as requests pass;
     the more tokens stored (the colder the resource), the lower the allowed rate, sliding
-    linearly from qps/cold_factor at `max_tokens` to qps at `warning_tokens`.
+    linearly from qps/cold_factor at `max_tokens` to qps at `warning_tokens`. State: the
+    stored tokens, the second they were last filled, the current second and the passes
+    counted in it and in the one before (`STORED`... in `state`).
     """
 
     family = "flow"
-    __slots__ = ("_cur", "_last_fill_s", "_prev", "_sec", "cold", "count", "max_tokens", "rule",
-                 "slope", "stored", "warning")
+    __slots__ = ("cold", "count", "max_tokens", "rule", "slope", "state", "warning")
+    STORED, LAST_FILL_S, SEC, CUR, PREV = range(5)
 
-    def __init__(self, rule: FlowRule) -> None:
+    def __init__(self, rule: FlowRule, state: State | None = None) -> None:
         self.rule = rule
         self.count = rule.qps
         self.cold = rule.cold_factor
@@ -51,67 +56,91 @@ class WarmUpCheck:
         self.warning = period_s * self.count / (self.cold - 1.0)
         self.max_tokens = self.warning + 2.0 * period_s * self.count / (1.0 + self.cold)
         self.slope = (self.cold - 1.0) / self.count / (self.max_tokens - self.warning)
-        self.stored = 0.0
-        self._last_fill_s = -1
-        self._sec = -1
-        self._cur = 0
-        self._prev = 0
+        self.state = state if state is not None else LocalState(5, self.init)
+
+    @classmethod
+    def init(cls, state: State) -> None:
+        state.floats[cls.STORED] = 0.0
+        state.ints[cls.LAST_FILL_S] = -1
+        state.ints[cls.SEC] = -1
+        state.ints[cls.CUR] = 0
+        state.ints[cls.PREV] = 0
+
+    @property
+    def stored(self) -> float:
+        return self.state.floats[self.STORED]
 
     def allowed_qps(self) -> float:
-        if self.stored >= self.warning:
-            above = self.stored - self.warning
+        stored = self.state.floats[self.STORED]
+        if stored >= self.warning:
+            above = stored - self.warning
             return 1.0 / (above * self.slope + 1.0 / self.count)
         return self.count
 
     def _sync(self, sec: int) -> None:
-        if sec == self._sec:
+        ints = self.state.ints
+        if sec == ints[self.SEC]:
             return
-        self._prev = self._cur if sec == self._sec + 1 else 0
-        self._cur = 0
-        self._sec = sec
-        old = self.stored
-        if self._last_fill_s < 0:
+        prev = ints[self.CUR] if sec == ints[self.SEC] + 1 else 0
+        ints[self.PREV] = prev
+        ints[self.CUR] = 0
+        ints[self.SEC] = sec
+        floats = self.state.floats
+        old = floats[self.STORED]
+        last_fill = ints[self.LAST_FILL_S]
+        if last_fill < 0:
             new = self.max_tokens  # a resource never seen is cold
         else:
-            refill = (sec - self._last_fill_s) * self.count
-            if old < self.warning or (old > self.warning and self._prev < self.count / self.cold):
+            refill = (sec - last_fill) * self.count
+            if old < self.warning or (old > self.warning and prev < self.count / self.cold):
                 new = old + refill
             else:
                 new = old
-        self.stored = max(0.0, min(new, self.max_tokens) - self._prev)
-        self._last_fill_s = sec
+        floats[self.STORED] = max(0.0, min(new, self.max_tokens) - prev)
+        ints[self.LAST_FILL_S] = sec
 
     def check(self, stats: ResourceStats, now_ns: int, entry: TrackedEntry) -> object | None:
-        self._sync(now_ns // _SECOND_NS)
-        passed = stats.passed(now_ns)  # counts this call already (`admit` runs first)
-        if passed <= self.allowed_qps():
-            self._cur += 1
-            return None
+        # Counts this call already (`admit` ran first); read before the guard, which may be
+        # the segment lock (a read of shared statistics may take it to sweep).
+        passed = stats.passed(now_ns)
+        with self.state.guard():
+            self._sync(now_ns // _SECOND_NS)
+            if passed <= self.allowed_qps():
+                self.state.ints[self.CUR] += 1
+                return None
         return passed - 1
 
 
 class ThrottlingCheck:
-    """Uniform pacing: one request every 1/qps s; wait for a slot at most max_queueing."""
+    """Uniform pacing: one request every 1/qps s; wait for a slot at most max_queueing. State:
+    when the last admitted request runs (0: none yet), in `state`."""
 
     family = "flow"
-    __slots__ = ("interval_ns", "last_ns", "max_wait_ns", "rule")
+    __slots__ = ("interval_ns", "max_wait_ns", "rule", "state")
+    LAST_NS = 0
 
-    def __init__(self, rule: FlowRule) -> None:
+    def __init__(self, rule: FlowRule, state: State | None = None) -> None:
         self.rule = rule
         self.interval_ns = int(_SECOND_NS / rule.qps)
         self.max_wait_ns = int(rule.max_queueing_ms * 1_000_000)
-        self.last_ns: int | None = None
+        self.state = state if state is not None else LocalState(1)
+
+    @property
+    def last_ns(self) -> int | None:
+        return self.state.ints[self.LAST_NS] or None
 
     def check(self, stats: ResourceStats, now_ns: int, entry: TrackedEntry) -> object | None:
-        last = self.last_ns
-        expected = now_ns if last is None else last + self.interval_ns
-        if expected <= now_ns:
-            self.last_ns = now_ns
-            return None
-        wait = expected - now_ns
-        if wait > self.max_wait_ns:
-            return wait / 1_000_000  # the queueing time (ms) it would have needed
-        self.last_ns = expected
+        ints = self.state.ints
+        with self.state.guard():
+            last = ints[self.LAST_NS]
+            expected = now_ns if last == 0 else last + self.interval_ns
+            if expected <= now_ns:
+                ints[self.LAST_NS] = now_ns
+                return None
+            wait = expected - now_ns
+            if wait > self.max_wait_ns:
+                return wait / 1_000_000  # the queueing time (ms) it would have needed
+            ints[self.LAST_NS] = expected
         entry.wait_ns = wait
         return None
 
@@ -120,9 +149,13 @@ FlowCheck = RejectCheck | WarmUpCheck | ThrottlingCheck
 CHECK_TYPES = (RejectCheck, WarmUpCheck, ThrottlingCheck)
 
 
-def new_check(rule: FlowRule) -> FlowCheck:
+def new_check(rule: FlowRule, states: StateTable | None = None) -> FlowCheck:
+    """The check of `rule`; its state from `states` (the instance's where shared), else this
+    process's."""
     if rule.behavior == "warm_up":
-        return WarmUpCheck(rule)
+        return WarmUpCheck(rule, None if states is None else states.state(
+            "flow", rule, rule.resource, 5, WarmUpCheck.init))
     if rule.behavior == "throttling":
-        return ThrottlingCheck(rule)
+        return ThrottlingCheck(rule, None if states is None else states.state(
+            "flow", rule, rule.resource, 1))
     return RejectCheck(rule)

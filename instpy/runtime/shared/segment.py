@@ -235,10 +235,12 @@ class Segment:
         from instpy.runtime.stat.shared import reclaim as reclaim_striped
         for r in range(w[H_RECORDS]):
             at = RECORDS_AT + r * RECORD_WORDS
-            if w[at + KIND] == INBOUND_KIND:
+            kind = w[at + KIND]
+            if kind == INBOUND_KIND:
                 reclaim_inbound(w, at, slot)
-            else:
+            elif kind == 0:
                 reclaim_striped(w, at, slot)
+            # rule state (shared/state.py) holds nothing per worker
         w[WORKERS_AT + slot] = 0
 
     def record(self, key: bytes, init: Callable[[memoryview, int], None]) -> int | None:

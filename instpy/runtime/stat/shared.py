@@ -44,8 +44,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 
 from instpy.runtime.chain import FAMILIES
+from instpy.runtime.config.rules_section import ResourceRules
 from instpy.runtime.shared import segment as seg_mod
 from instpy.runtime.shared.inbound import SharedInboundStats, init_inbound
 from instpy.runtime.shared.instance import instance_key
@@ -56,6 +58,7 @@ from instpy.runtime.shared.segment import (
     STRIPE_WORDS,
     Segment,
 )
+from instpy.runtime.shared.state import StateTable
 from instpy.runtime.stat.store import InboundResourceStats, LocalStore, ResourceStats, StatsStore
 from instpy.runtime.stat.window import BUCKET_NS, FREE_THREADED
 
@@ -358,6 +361,11 @@ class SharedStore:
             shared = dict(self._stats)
         shared.update(self._local.resources())
         return sorted(shared.items())
+
+    def states(self, rules: Iterable[ResourceRules]) -> StateTable:
+        """Rule state in the segment, shared by the workers; `scope: process` rules keep
+        theirs in this process."""
+        return StateTable(self.segment, (r.resource for r in rules if r.scope == "process"))
 
 
 def instance_store(directory: str | None = None) -> StatsStore:

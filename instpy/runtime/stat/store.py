@@ -10,9 +10,14 @@ over the counters it was given, so no call asks which store it has.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from instpy.runtime.stat.window import InboundStats, LocalStats
+
+if TYPE_CHECKING:
+    from instpy.runtime.config.rules_section import ResourceRules
+    from instpy.runtime.shared.state import StateTable
 
 
 class Lock(Protocol):
@@ -58,6 +63,7 @@ class StatsStore(Protocol):
     def process_stats(self, resource: str) -> ResourceStats: ...
     def inbound(self) -> InboundResourceStats: ...
     def resources(self) -> list[tuple[str, ResourceStats]]: ...
+    def states(self, rules: Iterable[ResourceRules]) -> StateTable: ...
 
 
 class LocalStore:
@@ -85,3 +91,8 @@ class LocalStore:
     def resources(self) -> list[tuple[str, ResourceStats]]:
         with self._lock:
             return sorted(self._stats.items())
+
+    def states(self, rules: Iterable[ResourceRules]) -> StateTable:
+        """Where the checks of `rules` keep their state: here, in this process."""
+        from instpy.runtime.shared.state import StateTable
+        return StateTable(None)
