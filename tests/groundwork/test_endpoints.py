@@ -276,3 +276,240 @@ def test_empty_tree(tmp_path: Path) -> None:
     report = discover_endpoints(tmp_path)
     assert report == EndpointReport((), ())
     assert json.loads(report.to_json()) == {"endpoints": [], "warnings": []}
+
+
+def test_starlette_mounts_routers_and_methods(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "app.py": """
+                from starlette.applications import Starlette
+                from starlette.endpoints import HTTPEndpoint
+                from starlette.routing import Host, Mount, Route, Router, WebSocketRoute
+
+                class Things(HTTPEndpoint):
+                    async def delete(self, request): ...
+                    def helper(self): ...
+
+                class Bare(HTTPEndpoint):
+                    pass
+
+                async def home(request): ...
+
+                inner = Router(routes=[Route("/in", home)])
+                routes = [
+                    Route("/things", Things),
+                    Route("/bare", Bare),
+                    Mount("/inner", app=inner),
+                    Mount("/built", app=Starlette(routes=[Route("/b", home)])),
+                    Mount("/a", routes=[Mount("/b/", routes=[Route("/c", home)])]),
+                    Mount("/gone", app=make()),
+                    WebSocketRoute("/ws", home),
+                    Host("h.example", app=inner),
+                ]
+                app = Starlette(routes=routes)
+                app.add_route("/added", home, methods=["post"])
+                app.mount("/again", inner)
+
+                @app.route("/decorated", methods=["GET", "PUT"])
+                async def decorated(request): ...
+            """,
+            "factory.py": """
+                from starlette.applications import Starlette
+                from starlette.routing import Mount, Route
+
+                def create():
+                    return Starlette(routes=[Mount("/f", routes=[Route("/g", None)])])
+            """,
+        },
+    )
+    report = discover_endpoints(root)
+    assert _table(report) == {
+        ("starlette", "DELETE", "/things"),  # an HTTPEndpoint answers the verbs it defines
+        ("starlette", "*", "/bare"),  # ... or any method when it defines none
+        ("starlette", "GET", "/inner/in"),
+        ("starlette", "GET", "/again/in"),
+        ("starlette", "GET", "/built/b"),
+        ("starlette", "GET", "/a/b/c"),  # one slash where a prefix ends and a path starts
+        ("starlette", "POST", "/added"),
+        ("starlette", "GET", "/decorated"),
+        ("starlette", "PUT", "/decorated"),
+        ("starlette", "GET", "/f/g"),  # found in no named list: kept, without a prefix
+    }
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (22, "mounted app 'make()' cannot be resolved statically; skipped")
+    ]
+
+
+def test_aiohttp_every_route_form(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "server.py": """
+                from aiohttp import web, web_routedef
+
+                routes = web.RouteTableDef()
+
+                @routes.route("patch", "/decorated-route")
+                async def patched(request): ...
+
+                @routes.view("/decorated-view")
+                async def viewed(request): ...
+
+                defs = [web.view("/v", View), web_routedef.route("get", "/r", handle)]
+
+                def make(prefix):
+                    admin = web.Application()
+                    admin.add_routes(defs)
+                    app = web.Application()
+                    app.add_routes(routes)
+                    app.router.add_route(method="put", path="/kw", handler=handle)
+                    app.router.add_options("/opt", handle)
+                    app.add_subapp("/admin", admin)
+                    app.add_subapp(prefix, admin)
+                    return app
+            """,
+        },
+    )
+    report = discover_endpoints(root)
+    assert _table(report) == {
+        ("aiohttp", "PATCH", "/decorated-route"),  # upper-cased, as aiohttp does
+        ("aiohttp", "*", "/decorated-view"),
+        ("aiohttp", "*", "/admin/v"),
+        ("aiohttp", "GET", "/admin/r"),
+        ("aiohttp", "PUT", "/kw"),
+        ("aiohttp", "OPTIONS", "/opt"),
+    }
+    assert {e.handler for e in report.endpoints} == {"patched", "viewed", "View", "handle"}
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (22, "add_subapp() prefix is not a string literal; skipped")
+    ]
+
+
+def test_django_includes_of_every_kind(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "site/__init__.py": "",
+            "site/urls.py": """
+                from django.conf.urls import url
+                from django.urls import include, path, re_path
+                from polls import urls as polls_urls
+
+                local = [path("l/", views.l)]
+                urlpatterns = [
+                    path("a/", include("polls.urls")),
+                    path("b/", include(polls_urls)),
+                    path("c/", include(("polls.urls", "polls"))),
+                    path("d/", include([path("x/", views.x)])),
+                    path("e/", include(([path("y/", views.y)], "ns"))),
+                    path("f/", include(local)),
+                    re_path(r"^g/", include("polls.urls")),
+                    url(r"^old/$", views.old),
+                    path("h/", include("missing.urls")),
+                ]
+            """,
+            "polls/__init__.py": "",
+            "polls/urls.py": """
+                from django.urls import path
+
+                urlpatterns = []
+                urlpatterns += [path("<int:q>/", views.detail)]
+            """,
+        },
+    )
+    report = discover_endpoints(root)
+    paths = {e.path for e in report.endpoints if e.file == "site/urls.py"}
+    assert paths == {"/d/x/", "/e/y/", "/f/l/", "/old/$"}  # a list included is only under it
+    detail = {e.path for e in report.endpoints if e.file == "polls/urls.py"}
+    assert detail == {"/a/<int:q>/", "/b/<int:q>/", "/c/<int:q>/", "/g/<int:q>/"}
+    assert {e.method for e in report.endpoints} == {"*"}
+    assert [(w.line, w.message.split(":")[0]) for w in report.warnings] == [
+        (16, "include('missing.urls')")
+    ]
+
+
+def test_registration_prefixes(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "api.py": """
+                from fastapi import APIRouter, FastAPI
+                from flask import Blueprint, Flask
+
+                app = FastAPI()
+                items = APIRouter(prefix="/items")
+                loose = APIRouter(prefix=PREFIX)
+
+                @items.api_route("/x", methods=["get", "POST"])
+                def x(): ...
+
+                @loose.get("/y")
+                def y(): ...
+
+                @app.router.get("/z")
+                def z(): ...
+
+                app.include_router(items, prefix="/v1")
+                app.include_router(loose, prefix=make())
+
+                fl = Flask(__name__)
+                outer = Blueprint("outer", __name__, url_prefix="/outer")
+                inner = Blueprint("inner", __name__, url_prefix="/inner")
+
+                @inner.route("")
+                def leaf(): ...
+
+                outer.register_blueprint(inner, url_prefix="/in/")
+                fl.register_blueprint(outer)
+                fl.register_blueprint(inner, url_prefix=other())
+            """,
+        },
+    )
+    report = discover_endpoints(root)
+    assert _table(report) == {
+        ("fastapi", "GET", "/v1/items/x"),  # include_router's prefix before the router's
+        ("fastapi", "POST", "/v1/items/x"),
+        ("fastapi", "GET", "/y"),  # its prefix unreadable, both times: ignored
+        ("fastapi", "GET", "/z"),
+        ("flask", "GET", "/inner"),  # unregistered, and registered with an unreadable prefix
+        ("flask", "GET", "/outer/in/"),  # url_prefix= at registration replaces /inner
+    }
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (7, "prefix= is not a string literal; ignored"),
+        (19, "prefix= is not a string literal; prefix ignored"),
+        (30, "url_prefix= is not a string literal; prefix ignored"),
+    ]
+
+
+def test_proto_comments_nested_braces_and_unreadable_files(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "protos/shop.proto": """
+                package shop.v1; // service Fake {
+                /* service Hidden { rpc Nope(A) returns (B); } */
+                service Shop {
+                  rpc Buy(Order) returns (Receipt) { option (x) = { a: 1 }; }
+                  rpc Refund(Receipt) returns (Empty);
+                }
+            """,
+            "server.py": """
+                from api import shop_pb2_grpc
+
+                class Shop(shop_pb2_grpc.ShopServicer):
+                    def Buy(self, request, context): ...
+                    def Refund(self, request, context): ...
+                    def Audit(self): ...
+            """,
+            "folder.py/__init__.py": "",
+        },
+    )
+    report = discover_endpoints(root)
+    assert _table(report) == {
+        ("grpc", "GRPC", "/shop.v1.Shop/Buy"),  # only the .proto's RPCs: Audit is a helper
+        ("grpc", "GRPC", "/shop.v1.Shop/Refund"),
+    }
+    assert [(w.file, w.message.split(":")[0]) for w in report.warnings] == [
+        ("folder.py", "cannot read")
+    ]
