@@ -513,3 +513,11 @@ def test_proto_comments_nested_braces_and_unreadable_files(tmp_path: Path) -> No
     assert [(w.file, w.message.split(":")[0]) for w in report.warnings] == [
         ("folder.py", "cannot read")
     ]
+
+
+def test_two_families_cannot_claim_one_form() -> None:
+    from instpy.build.endpoints.walk import Recognisers
+
+    flask_like = Recognisers(route_lists={"urlpatterns": "flask"})
+    with pytest.raises(ValueError, match="'urlpatterns' is claimed twice"):
+        Recognisers.merge(Recognisers(route_lists={"urlpatterns": "django"}), flask_like)

@@ -10,8 +10,9 @@ framework families stay apart and a new one is a new table, not a new branch her
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from instpy.build.endpoints.calls import arg, kwarg
 from instpy.build.endpoints.model import HTTP_VERBS
@@ -21,6 +22,8 @@ from instpy.build.endpoints.scan import Scan, Site
 Recogniser = Callable[["Walk", Site], None]
 DecoratorRecogniser = Callable[["Walk", Site, str], None]  # str: the decorated function's name
 ClassRecogniser = Callable[[Scan, Module, ast.ClassDef], None]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,11 @@ class Recognisers:
     @staticmethod
     def merge(*families: Recognisers) -> Recognisers:
         return Recognisers(
-            constructors={k: v for f in families for k, v in f.constructors.items()},
-            route_lists={k: v for f in families for k, v in f.route_lists.items()},
-            decorators={k: v for f in families for k, v in f.decorators.items()},
-            method_calls={k: v for f in families for k, v in f.method_calls.items()},
-            route_calls={k: v for f in families for k, v in f.route_calls.items()},
+            constructors=_union(f.constructors for f in families),
+            route_lists=_union(f.route_lists for f in families),
+            decorators=_union(f.decorators for f in families),
+            method_calls=_union(f.method_calls for f in families),
+            route_calls=_union(f.route_calls for f in families),
             classes=tuple(c for f in families for c in f.classes),
             unresolved_calls=frozenset().union(*(f.unresolved_calls for f in families)),
         )
@@ -255,6 +258,17 @@ def verb_decorators(verbs: Mapping[str, list[str] | None]) -> DecoratorRecognise
             w.s.add(at, fixed, path, handler)
 
     return recognise
+
+
+def _union(tables: Iterable[Mapping[K, V]]) -> dict[K, V]:
+    """One table from several; two families claiming the same form is a mistake, not a choice."""
+    out: dict[K, V] = {}
+    for table in tables:
+        for key, value in table.items():
+            if key in out:
+                raise ValueError(f"endpoint recognisers: {key!r} is claimed twice")
+            out[key] = value
+    return out
 
 
 def _assignments(mod: Module) -> Iterator[tuple[str, ast.expr]]:
