@@ -73,14 +73,8 @@ class BreakerCheck:
                  "probes_admitted", "probes_ok", "rule", "slow", "state", "threshold")
 
     def __init__(self, rule: BreakerRule) -> None:
-        self.rule = rule
+        self._configure(rule)
         self.state = CLOSED
-        self.bucket_ns = max(1, int(rule.window_ms * 1_000_000) // _BUCKETS)
-        self.max_rt_ns = int(rule.max_rt_ms * 1_000_000)
-        self.slow = rule.strategy == "slow_ratio"
-        self.count_errors = rule.strategy == "error_count"
-        self.min_requests = rule.min_requests
-        self.threshold = rule.threshold
         self.next_retry_ns = 0
         self.probes_admitted = 0
         self.probes_ok = 0
@@ -91,6 +85,28 @@ class BreakerCheck:
         self._ring_index = [-1] * _BUCKETS
         self._ring_total = [0] * _BUCKETS
         self._ring_bad = [0] * _BUCKETS
+
+    def _configure(self, rule: BreakerRule) -> None:
+        """What the rule fixes (the state lives elsewhere in circuitbreaker/shared.py)."""
+        self.rule = rule
+        self.bucket_ns = max(1, int(rule.window_ms * 1_000_000) // _BUCKETS)
+        self.max_rt_ns = int(rule.max_rt_ms * 1_000_000)
+        self.slow = rule.strategy == "slow_ratio"
+        self.count_errors = rule.strategy == "error_count"
+        self.min_requests = rule.min_requests
+        self.threshold = rule.threshold
+
+    def crossed(self, bad_n: int, total: int) -> object | None:
+        """The value that crosses the threshold with these window counts, else None."""
+        if total < self.min_requests:
+            return None
+        if self.count_errors:
+            return bad_n if bad_n >= self.threshold else None
+        ratio = bad_n / total
+        threshold = self.threshold
+        if ratio > threshold or (ratio == 1.0 and threshold == 1.0):
+            return ratio
+        return None
 
     # -- closed: lock-free counting ----------------------------------------------------------
 
@@ -110,15 +126,7 @@ class BreakerCheck:
             slot = self._late(slot)
         bad_n = slot.base_bad + len(slot.bad)  # bad first: see the module docstring
         total = slot.base_total + len(slot.total)
-        if total < self.min_requests:
-            return None
-        if self.count_errors:
-            return bad_n if bad_n >= self.threshold else None
-        ratio = bad_n / total
-        threshold = self.threshold
-        if ratio > threshold or (ratio == 1.0 and threshold == 1.0):
-            return ratio
-        return None
+        return self.crossed(bad_n, total)
 
     def open_if_closed(self, now_ns: int, value: object, lock: Lock) -> StateChange | None:
         """Open after `count` saw the threshold crossed, unless another thread did first."""

@@ -1,18 +1,23 @@
-"""Warm-up and throttling across the worker processes of one instance (forked workers over the
-real segment): pacing at 10 QPS is 10 QPS for the instance, not per worker, and the warm-up
-token store is one store that every worker drains."""
+"""Rule state shared by the worker processes of one instance (forked workers over the real
+segment): pacing at 10 QPS is 10 QPS for the instance, not per worker; the warm-up token store
+is one store that every worker drains; one circuit breaker opens on the failures of all the
+workers together, and lets exactly one probe through across them."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from instpy.runtime.circuitbreaker import manager as breaker_manager
+from instpy.runtime.circuitbreaker.shared import SharedBreakerCheck
 from instpy.runtime.engine import Engine
-from instpy.runtime.entry import Entry
+from instpy.runtime.entry import Blocked, Entry
 from instpy.runtime.flow import manager as flow_manager
 from instpy.runtime.flow.check import ThrottlingCheck, WarmUpCheck
 from instpy.runtime.governance import parse_config
@@ -27,22 +32,25 @@ rules:
     flow: {qps: 10, behavior: throttling, max_queueing: 1s}
   - resource: cold
     flow: {qps: 40, behavior: warm_up, warm_up_period: 10s, cold_factor: 4}
+  - resource: dep
+    circuit_breaker: {strategy: error_count, threshold: 8, min_requests: 8, window: 10s,
+                      recovery: 300ms, probes: 1}
 """
 WORKERS = 4
 
 
 @pytest.fixture
 def shm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    # The engine hands the store's rule states to the flow manager (`states=` in
+    # The engine hands the store's rule states to the family managers (`states=` in
     # Engine._build); the same here where it does not yet.
-    build = flow_manager.build
+    for manager in (flow_manager, breaker_manager):
+        def wired(rules: object, previous: object, states: StateTable | None = None,
+                  build: Any = manager.build) -> object:
+            if states is None:
+                states = StateTable(segment_mod.segment_for("flow", str(tmp_path)))
+            return build(rules, previous, states)
 
-    def wired(rules: object, previous: object, states: StateTable | None = None) -> object:
-        if states is None:
-            states = StateTable(segment_mod.segment_for("flow", str(tmp_path)))
-        return build(rules, previous, states)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(flow_manager, "build", wired)
+        monkeypatch.setattr(manager, "build", wired)
     yield tmp_path
     segment_mod.segment_for("flow", str(tmp_path)).leave()
 
@@ -108,3 +116,65 @@ def test_warm_up_is_one_token_store_for_the_instance(shm: Path) -> None:
     assert 8 <= len(inside) <= 11, len(inside)
     # The parent made no call, yet its store is the one the workers filled (cold: full).
     assert check.stored > 0.0 and check.state.ints[WarmUpCheck.SEC] > 0
+
+
+def _fail_twice(directory: str, done: multiprocessing.Queue[int]) -> None:
+    eng = shared_engine(Path(directory))
+    for _ in range(2):
+        res = eng.entry("dep", "internal")
+        assert isinstance(res, Entry)
+        res.exit(True)  # a failure that is not an exception (an HTTP 5xx, say)
+    done.put(os.getpid())
+
+
+def test_one_breaker_opens_on_the_failures_of_all_workers(shm: Path) -> None:
+    eng = shared_engine(shm)
+    breaker = eng._snapshot.plans["dep"].checks[0]
+    assert isinstance(breaker, SharedBreakerCheck)
+    done: multiprocessing.Queue[int] = FORK.Queue()
+    procs = [FORK.Process(target=_fail_twice, args=(str(shm), done)) for _ in range(WORKERS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        done.get(timeout=10)
+        p.join(10)
+    # 2 failures per worker, 8 for the instance: the threshold (no worker alone is near it).
+    assert eng.breaker_state("dep") == "open"
+    res = eng.entry("dep", "internal")
+    assert isinstance(res, Blocked) and res.family == "circuit_breaker"
+
+
+def _probe(directory: str, go: Any, out: multiprocessing.Queue[bool], release: Any) -> None:
+    eng = shared_engine(Path(directory))
+    go.wait(10)
+    res = eng.entry("dep", "internal")
+    out.put(isinstance(res, Entry))
+    if isinstance(res, Entry):
+        release.wait(10)  # the probe runs while the others try
+        res.exit()
+
+
+def test_half_open_lets_exactly_one_probe_through_across_workers(shm: Path) -> None:
+    eng = shared_engine(shm)
+    for _ in range(8):
+        res = eng.entry("dep", "internal")
+        assert isinstance(res, Entry)
+        res.exit(True)
+    assert eng.breaker_state("dep") == "open"
+    time.sleep(0.35)  # past the recovery time: the next call half-opens it
+    go, release = FORK.Barrier(WORKERS), FORK.Event()
+    out: multiprocessing.Queue[bool] = FORK.Queue()
+    procs = [FORK.Process(target=_probe, args=(str(shm), go, out, release))
+             for _ in range(WORKERS)]
+    for p in procs:
+        p.start()
+    admitted = [out.get(timeout=10) for _ in procs]
+    assert eng.breaker_state("dep") == "half_open"
+    release.set()
+    for p in procs:
+        p.join(10)
+    assert admitted.count(True) == 1, admitted
+    assert eng.breaker_state("dep") == "closed"  # the probe succeeded, in another worker
+    res = eng.entry("dep", "internal")
+    assert isinstance(res, Entry)
+    res.exit()
