@@ -12,6 +12,12 @@ process (`wrk` if installed, else bench/http_support.py's client), alternating w
 service runs an active rule that never blocks (a flow limit far above the load) with statistics
 on; at the end its /metrics must account for every request it answered.
 
+Requests per second on two shared cores swing by tens of percent between rounds, so each
+service is also priced in process (bench/http_support.py `inprocess`): the governed tree serves
+requests itself, no server or sockets, in blocks alternating every injected target on and off;
+the median per-request CPU-time difference is what governance adds, set against the CPU a plain
+request costs under the server (the budget a 97 % target leaves).
+
 Usage: python bench/http_rps.py [--services wsgi,asgi] [--rounds 6] [--seconds 3]
                                 [--connections 16] [--client auto|wrk|python]
 """
@@ -37,6 +43,7 @@ from http_support import (
     cpu_seconds,
     free_port,
     get,
+    inprocess,
     instpy,
     python_client,
     serve,
@@ -78,6 +85,8 @@ class Result:
     high: float
     best: float  # best governed round / best plain round
     cpu: float  # median of the per-round ratios of requests per server CPU-second
+    plain_us: float  # in process, per request: the app with every target off
+    delta_us: float  # in process: what governance adds per request (median of pairs)
 
 
 GOVERNANCE = """\
@@ -136,13 +145,14 @@ def bench(svc: Service, key: str, work: Path, args: argparse.Namespace,
             run(arm, 1.0)
         print(f"{'round':>5}  {'plain rps':>10}  {'governed rps':>12}  {'ratio':>6}    "
               f"{'plain req/cpu-s':>15}  {'governed req/cpu-s':>18}  {'ratio':>6}")
-        ratios, cpu_ratios = [], []
+        ratios, cpu_ratios, plain_cpu = [], [], []
         best = {"plain": 0.0, "governed": 0.0}
         for n in range(args.rounds):
             order = ("plain", "governed") if n % 2 == 0 else ("governed", "plain")
             rps = {arm: run(arm, args.seconds) for arm in order}
             ratios.append(rps["governed"][0] / rps["plain"][0])
             cpu_ratios.append(rps["governed"][1] / rps["plain"][1])
+            plain_cpu.append(rps["plain"][1])
             best = {arm: max(best[arm], rps[arm][0]) for arm in best}
             print(f"{n + 1:>5}  {rps['plain'][0]:10.0f}  {rps['governed'][0]:12.0f}  "
                   f"{ratios[-1]:6.3f}    {rps['plain'][1]:15.0f}  {rps['governed'][1]:18.0f}  "
@@ -153,11 +163,24 @@ def bench(svc: Service, key: str, work: Path, args: argparse.Namespace,
     if blocked or passed < served["governed"]:
         raise SystemExit(f"the governed service did not govern every request: {passed} passed, "
                          f"{blocked} blocked, {served['governed']} answered")
+    # The same governed tree in one process, targets switched on and off block by block: the
+    # price of the governed path in microseconds, free of the server, the sockets and the
+    # machine's momentary load. The instance store as under the server (a named instance).
+    priced = inprocess(svc.fixture.removeprefix("bench_"), governed,
+                       {**envs["governed"], "INSTPY_METRICS_PORT": "",
+                        "INSTPY_INSTANCE": f"bench-inprocess-{svc.fixture}"}, PATH)
     result = Result(statistics.median(ratios), min(ratios), max(ratios),
-                    best["governed"] / best["plain"], statistics.median(cpu_ratios))
+                    best["governed"] / best["plain"], statistics.median(cpu_ratios),
+                    priced.plain_us, priced.delta_us)
     print(f"rps ratio: median {result.median:.3f} (min {result.low:.3f}, max {result.high:.3f}),"
           f" best/best {result.best:.3f}; req/cpu-s ratio: median {result.cpu:.3f}; "
           f"governance passed {passed} requests of {served['governed']} answered, blocked 0")
+    server_us = 1e6 / statistics.median(plain_cpu) if plain_cpu else 0.0
+    print(f"in process (no server; CPU time, {priced.blocks} blocks on/off): the app "
+          f"{priced.plain_us:.1f} us/request, governance adds {priced.delta_us:.1f} us "
+          f"(quartiles {priced.low_us:.1f} .. {priced.high_us:.1f}); under the server a plain "
+          f"request costs {server_us:.0f} us of server CPU, so {TARGET:.0%} leaves "
+          f"{server_us * (1 - TARGET):.1f} us for governance")
     return result
 
 
@@ -200,7 +223,8 @@ def main() -> None:
         if r.high - r.low > 0.2:
             verdict += " (rounds disagree by more than 20 %: the machine is busy, run it again)"
         print(f"  {name}: rps median {r.median:.3f}, best/best {r.best:.3f}, "
-              f"requests per server CPU-second median {r.cpu:.3f}: {verdict}")
+              f"requests per server CPU-second median {r.cpu:.3f}: {verdict}; "
+              f"in process +{r.delta_us:.1f} us on {r.plain_us:.1f} us")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,18 @@
 
 Also a small load generator (`python bench/http_support.py load URL ...`) used when `wrk` is not
 installed: HTTP/1.1 keep-alive GETs on N connections from one asyncio process, bounded in count
-and time, printing one JSON line.
+and time, printing one JSON line; and `inprocess`, which prices the governed request path in
+microseconds: one process serves the app's requests itself (no sockets, no server), in blocks
+alternating governance on and off (every injected target switched), so the two arms share the
+process, its caches and the machine's momentary load.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import io
 import json
 import os
 import re
@@ -22,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_DISTRIBUTIONS = {"instpy-runtime"}
@@ -197,6 +203,111 @@ async def _load(url: str, connections: int, seconds: float, max_requests: int) -
     return Load(tally[0], time.monotonic() - start, tally[1])
 
 
+# -- in-process price of the governed path -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InProcess:
+    plain_us: float  # median per-request CPU time with every target off
+    delta_us: float  # median of the per-pair (on - off) differences
+    low_us: float
+    high_us: float
+    blocks: int
+
+
+def inprocess(kind: str, tree: Path, env: Mapping[str, str], path: str,
+              blocks: int = 20, per: int = 300) -> InProcess:
+    """Run `inprocess` in a fresh interpreter with `tree` as its only import path."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("INSTPY_", "PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run(
+        [sys.executable, "-S", __file__, "inprocess", kind, path, "--blocks", str(blocks),
+         "--per", str(per)],
+        capture_output=True, text=True, cwd=tree, timeout=600, check=False,
+        env={**clean, "PYTHONPATH": str(tree), **env})
+    if done.returncode != 0:
+        raise SystemExit(f"in-process run failed:\n{done.stdout}\n{done.stderr}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return InProcess(data["plain_us"], data["delta_us"], data["low_us"], data["high_us"], blocks)
+
+
+def _wsgi_request(app: Any, path: str) -> None:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "",
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
+               "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+               "HTTP_HOST": "127.0.0.1", "HTTP_USER_AGENT": "bench", "SCRIPT_NAME": "",
+               "REMOTE_ADDR": "127.0.0.1"}
+    status: list[str] = []
+    body = app(environ, lambda s, h, e=None: status.append(s))
+    for _ in body:
+        pass
+    getattr(body, "close", lambda: None)()
+    if not status or not status[0].startswith("2"):
+        raise SystemExit(f"GET {path} answered {status}")
+
+
+async def _asgi_request(app: Any, path: str) -> None:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
+             "server": ("127.0.0.1", 80),
+             "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"bench")]}
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    if not sent or not 200 <= sent[0].get("status", 0) < 300:
+        raise SystemExit(f"GET {path} answered {sent[:1]}")
+
+
+def _inprocess_main(kind: str, path: str, blocks: int, per: int) -> None:
+    import statistics
+
+    sys.path.insert(0, os.getcwd())
+    app = importlib.import_module("app").app
+    from instpy.runtime import injected
+
+    targets = injected.all_targets()
+    if not targets or not all(t.active for t in targets):
+        raise SystemExit(f"governance is not on in this tree: {targets}")
+    loop = asyncio.new_event_loop()
+
+    def block(on: bool) -> float:
+        for target in targets:
+            target.active = on
+        start = time.thread_time()
+        if kind == "wsgi":
+            for _ in range(per):
+                _wsgi_request(app, path)
+        else:
+            async def run() -> None:
+                for _ in range(per):
+                    await _asgi_request(app, path)
+
+            loop.run_until_complete(run())
+        return (time.thread_time() - start) / per * 1e6
+
+    block(True), block(False)  # warm up: imports, the engine, caches
+    off: list[float] = []
+    deltas: list[float] = []
+    for n in range(blocks):
+        first = n % 2 == 0
+        a = block(first)
+        b = block(not first)
+        on_us, off_us = (a, b) if first else (b, a)
+        off.append(off_us)
+        deltas.append(on_us - off_us)
+    quartiles = statistics.quantiles(deltas, n=4)
+    print(json.dumps({"plain_us": statistics.median(off), "delta_us": statistics.median(deltas),
+                      "low_us": quartiles[0], "high_us": quartiles[2]}))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Keep-alive HTTP/1.1 GET load on loopback.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,7 +316,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     load.add_argument("--connections", type=int, default=16)
     load.add_argument("--seconds", type=float, default=3.0)
     load.add_argument("--max-requests", type=int, default=200_000)
+    inproc = sub.add_parser("inprocess")
+    inproc.add_argument("kind", choices=("wsgi", "asgi"))
+    inproc.add_argument("path")
+    inproc.add_argument("--blocks", type=int, default=20)
+    inproc.add_argument("--per", type=int, default=300)
     args = parser.parse_args(argv)
+    if args.command == "inprocess":
+        _inprocess_main(args.kind, args.path, args.blocks, args.per)
+        return
     if not args.url.startswith("http://127.0.0.1:"):
         raise SystemExit("loopback only: the URL must start with http://127.0.0.1:")
     result = asyncio.run(_load(args.url, args.connections, args.seconds, args.max_requests))
