@@ -91,25 +91,24 @@ def _keep_inbound(eng: Engine, method: str, template: str) -> Resource:
     return res
 
 
+def kept_inbound(method: str, template: str) -> Resource | None:
+    """The kept handle of `METHOD template`, None before its first request."""
+    by_template = _INBOUND.get(method)
+    return None if by_template is None else by_template.get(template)
+
+
 def inbound(method: str, template: str) -> Resource:
     """The handle of the inbound resource `METHOD template` (sync servers)."""
-    by_template = _INBOUND.get(method)
-    if by_template is not None:
-        res = by_template.get(template)
-        if res is not None:
-            return res
-    return _keep_inbound(engine(), method, template)
+    res = kept_inbound(method, template)
+    return res if res is not None else _keep_inbound(engine(), method, template)
 
 
 async def inbound_async(method: str, template: str) -> Resource:
     """`inbound` for async servers: the first request of a route may build the engine, which
-    `engine_async` does off the event loop."""
-    by_template = _INBOUND.get(method)
-    if by_template is not None:
-        res = by_template.get(template)
-        if res is not None:
-            return res
-    return _keep_inbound(await engine_async(), method, template)
+    `engine_async` does off the event loop. Hooks call `kept_inbound` first: no coroutine per
+    request once the route's handle is kept."""
+    res = kept_inbound(method, template)
+    return res if res is not None else _keep_inbound(await engine_async(), method, template)
 
 
 def named(eng: Engine, resource: str, traffic: str) -> Resource:

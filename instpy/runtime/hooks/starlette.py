@@ -34,7 +34,7 @@ from starlette.responses import Response
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import Blocked, HttpFallback, Resource
-from instpy.runtime.hooks.http import finish_token, inbound_async, lane_in
+from instpy.runtime.hooks.http import finish_token, inbound_async, kept_inbound, lane_in
 from instpy.runtime.lanes.context import tag_from
 from instpy.runtime.resource import enter_async
 
@@ -119,7 +119,10 @@ def _answer(fallback: HttpFallback) -> Response:
 
 async def _govern(call: Call, scope: Scope, method: str, template: str) -> None:
     prefix = scope.get(PREFIX_KEY)
-    res: Resource = await inbound_async(method, template if prefix is None else prefix + template)
+    path = template if prefix is None else prefix + template
+    res = kept_inbound(method, path)
+    if res is None:
+        res = await inbound_async(method, path)
     exchange = _Exchange(scope, call.arg("send"))
     if res.active:
         params = call.params  # built here only: the exchange replaces `send`
