@@ -17,6 +17,7 @@ from instpy.runtime.circuitbreaker.check import _BUCKETS, CLOSED, HALF_OPEN, OPE
 from instpy.runtime.circuitbreaker.rule import BreakerRule
 from instpy.runtime.entry import TrackedEntry
 from instpy.runtime.events import StateChange
+from instpy.runtime.shared.segment import H_OWNER
 from instpy.runtime.shared.state import SharedState, State
 from instpy.runtime.stat.store import Lock, ResourceStats
 
@@ -86,21 +87,29 @@ class SharedBreakerCheck(BreakerCheck):
         bad = rt_ns > self.max_rt_ns if self.slow else error
         ints = self._ints
         seg = self._seg
-        seg.lock()
+        if not seg.acquire(False):
+            seg.wait()
         try:
+            seg.words[H_OWNER] = seg.worker + 1
             index = now_ns // self.bucket_ns
             current = ints[SLOT]
-            if index > current:
+            rolled = index > current
+            if rolled:
                 self._advance(index)
             else:
                 index = current  # a stalled thread counts in the current slot
             r = RING + 3 * (index % _BUCKETS)
             ints[r + 1] += 1
-            ints[TOTAL] += 1
+            total = ints[TOTAL] + 1
+            ints[TOTAL] = total
             if bad:
                 ints[r + 2] += 1
                 ints[BAD] += 1
-            return self.crossed(ints[BAD], ints[TOTAL])
+            elif total != self.min_requests and not rolled:
+                # A good call lowers the ratio and leaves the error count: it crosses only
+                # by bringing the window to `min_requests`, or after older calls left it.
+                return None
+            return self.crossed(ints[BAD], total)
         finally:
             seg.release()
 
