@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from instpy.runtime.governance import parse_config
 from instpy.runtime.shared import segment as segment_mod
 from instpy.runtime.shared.state import StateTable
 from instpy.runtime.stat.shared import SharedStore
+from instpy.runtime.stat.store import LocalStore
 
 FORK = multiprocessing.get_context("fork")
 RULES = """
@@ -178,3 +180,35 @@ def test_half_open_lets_exactly_one_probe_through_across_workers(shm: Path) -> N
     res = eng.entry("dep", "internal")
     assert isinstance(res, Entry)
     res.exit()
+
+
+@pytest.mark.parametrize("strategy", ["error_ratio", "error_count", "slow_ratio"])
+def test_the_shared_breaker_follows_the_per_process_one_call_by_call(
+        shm: Path, strategy: str) -> None:
+    """Same rule, same calls, same clock: the instance's breaker (in the segment) and a
+    process's breaker (LocalStore) are in the same state after every call."""
+    threshold = 5 if strategy == "error_count" else 0.5
+    extra = ", max_rt: 10ms" if strategy == "slow_ratio" else ""
+    rules = (f"rules:\n  - resource: r\n    circuit_breaker: {{strategy: {strategy}, "
+             f"threshold: {threshold}, min_requests: 5, window: 2s, recovery: 300ms, "
+             f"probes: 2{extra}}}\n")
+    now = [10**12]
+    engines = [Engine(parse_config(rules, "governance.yaml"), clock=lambda: now[0],
+                      store=store, sleep=lambda s: None)
+               for store in (LocalStore(), SharedStore(segment_mod.segment_for("flow",
+                                                                              str(shm))))]
+    assert isinstance(engines[1]._snapshot.plans["r"].checks[0], SharedBreakerCheck)
+    rnd = random.Random(strategy)
+    states = set()
+    for _ in range(3000):
+        now[0] += rnd.randint(1, 30) * 1_000_000
+        entries = [eng.entry("r", "internal") for eng in engines]
+        assert isinstance(entries[0], Entry) == isinstance(entries[1], Entry)
+        now[0] += rnd.choice([1, 1, 20]) * 1_000_000
+        failed = rnd.random() < 0.3
+        for entry in entries:
+            if isinstance(entry, Entry):
+                entry.exit(failed)
+        assert engines[0].breaker_state("r") == engines[1].breaker_state("r")
+        states.add(engines[1].breaker_state("r"))
+    assert states == {"closed", "open"}  # (half-open lasts within a call: probes, then exit)
