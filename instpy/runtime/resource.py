@@ -63,8 +63,9 @@ class Resource:
         self.exit: Callable[[object, object], None] = _idle_exit
 
     def bind(self, plan: ResourcePlan | None, sleep: Sleep = time.sleep) -> None:
-        """Point the handle at `plan` (None: idle); a throttled `enter` waits with `sleep`. Each attribute is one atomic store; a call
-        that reads `enter` before and `exit` after a swap still exits correctly (see above)."""
+        """Point the handle at `plan` (None: idle); a throttled `enter` waits with `sleep`.
+        Each attribute is one atomic store; a call that reads `enter` before and `exit` after
+        a swap still exits correctly (see above)."""
         if plan is None:
             self.active = False
             self.enter = self.enter_nowait = _idle_enter
@@ -81,16 +82,29 @@ class Resource:
         return f"<instpy Resource {self.traffic} {self.name!r} {state}>"
 
 
+def waiting(token: object) -> bool:
+    """Whether a token from `enter_nowait` must first wait its turn (a throttled call):
+    then `await wait_turn(token)` before running the call. A plain function, so the common
+    case costs coroutines nothing."""
+    return token.__class__ is TrackedEntry and token.wait_ns > 0
+
+
+async def wait_turn(token: object) -> None:
+    """Wait a throttled token's turn with `asyncio.sleep`; its RT starts after the wait."""
+    entry: TrackedEntry = token  # type: ignore[assignment]
+    await asyncio.sleep(entry.wait_ns / 1e9)
+    plan = entry._plan
+    if plan is not None:
+        entry.start_ns = plan.clock()
+
+
 async def enter_async(res: Resource, lookup: Lookup | None = None) -> object:
-    """`res.enter` for coroutines: a throttled call waits with `asyncio.sleep`."""
+    """`res.enter` for coroutines: a throttled call waits with `asyncio.sleep`. Hot paths
+    inline it (`enter_nowait`, then `wait_turn` only when `waiting`)."""
     token = res.enter_nowait(lookup)
-    if token.__class__ is TrackedEntry and token.wait_ns:
-        entry: TrackedEntry = token
-        await asyncio.sleep(entry.wait_ns / 1e9)
-        plan = entry._plan
-        if plan is not None:
-            entry.start_ns = plan.clock()  # its RT starts when it may run
+    if waiting(token):
+        await wait_turn(token)
     return token
 
 
-__all__ = ["Blocked", "Resource", "enter_async"]
+__all__ = ["Blocked", "Resource", "enter_async", "wait_turn", "waiting"]

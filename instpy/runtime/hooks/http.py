@@ -23,7 +23,7 @@ from instpy.runtime.lanes import context as lane_context
 from instpy.runtime.lanes.router import base_url_for, route_url
 from instpy.runtime.lanes.rule import LaneTable
 from instpy.runtime.lanes.stats import LANE_STATS
-from instpy.runtime.resource import enter_async
+from instpy.runtime.resource import wait_turn, waiting
 
 Lookup = Callable[[str, str], object]
 HeaderGetter = Callable[[str], "str | None"]
@@ -174,7 +174,10 @@ async def admit_named_async(resource: str, traffic: str,
     res = named(await engine_async(), resource, traffic)
     if not res.active:
         return IDLE_ADMISSION
-    return admitted(res, await enter_async(res, lookup))
+    token = res.enter_nowait(lookup)
+    if waiting(token):
+        await wait_turn(token)
+    return admitted(res, token)
 
 
 def _admit(resource: str, traffic: str, lookup: Lookup | None) -> Admission | HttpFallback:

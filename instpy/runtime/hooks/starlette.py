@@ -36,7 +36,7 @@ from instpy.runtime.call import Call
 from instpy.runtime.governance import Blocked, HttpFallback, Resource
 from instpy.runtime.hooks.http import finish_token, inbound_async, kept_inbound, lane_in
 from instpy.runtime.lanes.context import tag_from
-from instpy.runtime.resource import enter_async
+from instpy.runtime.resource import wait_turn, waiting
 
 DISTRIBUTION = "starlette"
 VERSIONS = ">=0.27,<2"
@@ -126,7 +126,9 @@ async def _govern(call: Call, scope: Scope, method: str, template: str) -> None:
     exchange = _Exchange(scope, call.arg("send"))
     if res.active:
         params = call.params  # built here only: the exchange replaces `send`
-        token = await enter_async(res, exchange.lookup)
+        token = res.enter_nowait(exchange.lookup)
+        if waiting(token):
+            await wait_turn(token)
         if token.__class__ is Blocked:
             answer = _answer(token.http_fallback())
             await answer(scope, params["receive"], params["send"])
