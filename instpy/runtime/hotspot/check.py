@@ -65,24 +65,28 @@ class HotQpsCheck(_HotBase):
         limit = self.items.get(key, self.default)
         if limit <= 0.0:
             return key
-        capacity = limit + self.burst
+        return None if self.take(key, now_ns, limit, limit + self.burst) else key
+
+    def take(self, key: str, now_ns: int, limit: float, capacity: float) -> bool:
+        """Take a token from `key`'s bucket (a value not seen yet starts full)."""
         tracked = self.tracked
         state = tracked.get(key)
         if state is None:
             if len(tracked) >= self.max_tracked:
                 tracked.popitem(last=False)
             tracked[key] = [capacity - 1.0, float(now_ns)]
-            return None
+            return True
         tracked.move_to_end(key)
-        tokens = state[0] + (now_ns - state[1]) * limit / 1e9
-        if tokens > capacity:
-            tokens = capacity
+        tokens = refill(state[0], now_ns - state[1], limit, capacity)
         state[1] = float(now_ns)
-        if tokens >= 1.0:
-            state[0] = tokens - 1.0
-            return None
-        state[0] = tokens
-        return key
+        state[0] = tokens - 1.0 if tokens >= 1.0 else tokens
+        return tokens >= 1.0
+
+
+def refill(tokens: float, elapsed_ns: float, limit: float, capacity: float) -> float:
+    """A bucket's tokens after `elapsed_ns` at `limit` per second, at most `capacity`."""
+    tokens += elapsed_ns * limit / 1e9
+    return capacity if tokens > capacity else tokens
 
 
 class HotConcurrencyCheck(_HotBase):

@@ -96,7 +96,8 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
             return plan._blocked(now, "flow", flow_rule, token)
         if max_inflight >= 0:
             inflight = stats.inflight
-            if inflight > max_inflight:
+            if inflight > max_inflight and stats.recount(now) > max_inflight:
+                inflight = stats.inflight
                 stats.cancel(token, now, "isolation")
                 return plan._refused(now, "isolation", isolation_rule, inflight - 1)
         return now

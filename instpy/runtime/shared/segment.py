@@ -229,6 +229,7 @@ class Segment:
 
     def _reclaim(self, slot: int) -> None:
         w = self.words
+        from instpy.runtime.hotspot.shared import LEDGER_KIND, reclaim_ledger
         from instpy.runtime.shared.inbound import INBOUND_KIND
         from instpy.runtime.shared.inbound import reclaim as reclaim_inbound
         from instpy.runtime.stat.shared import KIND
@@ -240,7 +241,9 @@ class Segment:
                 reclaim_inbound(w, at, slot)
             elif kind == 0:
                 reclaim_striped(w, at, slot)
-            # rule state (shared/state.py) holds nothing per worker
+            elif kind == LEDGER_KIND:
+                reclaim_ledger(w, at, slot)
+            # other rule state (shared/state.py) holds nothing per worker
         w[WORKERS_AT + slot] = 0
 
     def record(self, key: bytes, init: Callable[[memoryview, int], None]) -> int | None:

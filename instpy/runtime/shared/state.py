@@ -67,6 +67,7 @@ class SharedState:
 
     def __init__(self, seg: Segment, at: int, fields: int) -> None:
         self.segment = seg
+        self.at = at  # the record's word offset in the segment
         first = at + FIELDS_AT
         self.ints: Fields[int] = seg.words[first:first + fields]
         self.floats: Fields[float] = seg.words[first:first + fields].cast("B").cast("d")
@@ -89,9 +90,10 @@ class StateTable:
         self.process_scoped = frozenset(process_scoped)
 
     def state(self, family: str, rule: object, resource: str, fields: int,
-              init: Init | None = None) -> State:
+              init: Init | None = None, kind: int = STATE_KIND) -> State:
         """The state of `rule` (a frozen rule: its text names the record, so a changed rule
-        starts afresh, as a new check does in one process)."""
+        starts afresh, as a new check does in one process). `kind` marks records whose words
+        a sweep must visit when a worker dies (see segment.py `_reclaim`)."""
         seg = self.segment
         if seg is None or resource in self.process_scoped or fields > MAX_FIELDS:
             return LocalState(fields, init)
@@ -99,7 +101,7 @@ class StateTable:
                               digest_size=16).digest()
 
         def first_use(w: memoryview, at: int) -> None:
-            w[at + 3] = STATE_KIND
+            w[at + 3] = kind
             if init is not None:
                 init(SharedState(seg, at, fields))
 

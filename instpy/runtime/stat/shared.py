@@ -167,6 +167,12 @@ class SharedStats:
             self._high = high
         return int(sum(self._in_p) - sum(self._in_c))
 
+    def recount(self, now_ns: int) -> int:
+        """`inflight` after a sweep, if one is due: what a call refused for being over a
+        concurrency limit reads again (a dead worker's calls must not refuse it)."""
+        self._seg.poll(now_ns)
+        return self.inflight
+
     def floor_ns(self) -> int:
         return int(self._end - BUCKET_NS)
 
