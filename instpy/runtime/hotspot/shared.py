@@ -40,9 +40,19 @@ LEDGER_FIELDS = 1 + MAX_WORKERS * ROW  # field 0: the table record's word offset
 
 
 def digest(key: str) -> int:
-    """A value's 63-bit digest, never 0 (0 marks a free entry)."""
-    raw = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return (int.from_bytes(raw, "little") >> 1) | 1
+    """A value's 63-bit digest, never 0 (0 marks a free entry); the same in every process
+    (str hashes are salted per interpreter), remembered for the values seen lately."""
+    found = _digests.get(key)
+    if found is None:
+        raw = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        found = (int.from_bytes(raw, "little") >> 1) | 1
+        if len(_digests) >= 4096:
+            _digests.clear()
+        _digests[key] = found
+    return found
+
+
+_digests: dict[str, int] = {}
 
 
 def reclaim_ledger(w: memoryview, at: int, slot: int) -> None:
