@@ -185,7 +185,7 @@ def test_a_stopped_server_leaves_nothing_in_shared_memory(
     SIGTERM after their graceful shutdown and die by it, running none: what they leave is
     removed by the next start's sweep (here run with no grace period)."""
     tree = flask_tree if cmd is GUNICORN_SYNC else fastapi_tree
-    with serve(cmd, *tree, tmp_path) as server:
+    with serve(cmd, *tree, tmp_path, sweep_after=False) as server:
         assert get(server.base + "/pool?hold=0") == 200
         segments = list(tmp_path.glob("instpy-*.seg"))
         assert len(segments) == 1
