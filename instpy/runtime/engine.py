@@ -289,11 +289,13 @@ class Engine:
     def _build(self, config: GovernanceConfig, old: _Snapshot) -> _Snapshot:
         rules = config.rules
         prev = old.by_rule
-        flows = flow_manager.build((r.flow for r in rules if r.flow), prev)
+        # Where stateful checks keep their state: the instance's segment, or this process.
+        states = self._store.states(rules)
+        flows = flow_manager.build((r.flow for r in rules if r.flow), prev, states)
         isolations = isolation_manager.build((r.isolation for r in rules if r.isolation), prev)
-        hots = hot_manager.build((r.hot_param for r in rules if r.hot_param), prev)
+        hots = hot_manager.build((r.hot_param for r in rules if r.hot_param), prev, states)
         breakers = breaker_manager.build(
-            (r.circuit_breaker for r in rules if r.circuit_breaker), prev)
+            (r.circuit_breaker for r in rules if r.circuit_breaker), prev, states)
         cpu = (self._cpu_source(config) if config.system.cpu_threshold is not None
                else (lambda: 0.0))
         inbound = self._store.inbound()

@@ -7,7 +7,7 @@ reads attributes prepared here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Any
 
 from instpy.runtime.chain import Check, ExitHook, PassHook
 from instpy.runtime.circuitbreaker.check import CLOSED, BreakerCheck
@@ -18,7 +18,9 @@ from instpy.runtime.fallback import Fallback
 from instpy.runtime.flow.check import RejectCheck
 from instpy.runtime.hotspot.check import HotCheck, Lookup
 from instpy.runtime.isolation.check import IsolationCheck
+from instpy.runtime.shared import path as shared_path
 from instpy.runtime.stat import local_path
+from instpy.runtime.stat.shared import SharedStats
 from instpy.runtime.stat.store import InboundResourceStats, ResourceStats
 from instpy.runtime.stat.window import FREE_THREADED, LocalStats
 from instpy.runtime.system.check import SystemCheck
@@ -79,7 +81,14 @@ class ResourcePlan:
         self.tracked = bool(checks) or system is not None
         lean = not locked and not pass_hooks and system is None and hot is None
         # The store's fast path, chosen here rather than per call (see local_path).
-        local = type(stats) is LocalStats and not FREE_THREADED
+        # The store's own per-call closures (stat/local_path.py for LocalStats, shared/path.py
+        # for the instance's segment: the same two builders), else the generic methods below.
+        fast: Any = None
+        if not FREE_THREADED:
+            if type(stats) is LocalStats:
+                fast = local_path
+            elif type(stats) is SharedStats:
+                fast = shared_path
         # `enter` -> a token (see resource.py) or Blocked; `exit(token, error)` takes any
         # token back; `complete` is what a TrackedEntry token calls on its own plan.
         self.complete: Callable[[TrackedEntry, object], None] = self._complete_full
@@ -93,16 +102,15 @@ class ResourcePlan:
             self.complete = self._complete_serial
         elif degrade is not None or (self.tracked and not lean):
             self.enter = self._enter_full
-        elif self.tracked and local:
-            self.enter, self.exit = local_path.lean_path(
-                self, cast(LocalStats, stats), self._enter_lean, self._exit_other)
+        elif self.tracked and fast is not None:
+            self.enter, self.exit = fast.lean_path(self, stats, self._enter_lean,
+                                                   self._exit_other)
             self.contextual = False
         elif self.tracked:
             self.enter = self._enter_lean
             self.contextual = False
-        elif local:
-            self.enter, self.exit = local_path.stats_path(
-                self, cast(LocalStats, stats), self._exit_other)
+        elif fast is not None:
+            self.enter, self.exit = fast.stats_path(self, stats, self._exit_other)
             self.contextual = False
         else:
             self.enter = self._enter_stats
