@@ -27,6 +27,7 @@ RT = "_instpy_rt"
 CALL = "_instpy_c"
 EXC = "_instpy_e"
 RESULT = "_instpy_r"
+KEPT = "_instpy_k"
 HEADER_IMPORT = f"import instpy.runtime.injected as {RT}"
 
 
@@ -41,11 +42,6 @@ def is_async(target: PlannedTarget) -> bool:
 def _tuple(items: Sequence[str]) -> str:
     """A parenthesised tuple display, written the way LibCST writes a `Tuple` node."""
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-def _on(target: PlannedTarget, obj: str, method: str) -> str:
-    """`obj.method`, or `await obj.amethod` in coroutines and async generators."""
-    return f"await {obj}.a{method}" if is_async(target) else f"{obj}.{method}"
 
 
 @dataclass(frozen=True)
@@ -115,24 +111,32 @@ def _skip_return(target: PlannedTarget) -> str:
     return f"return {CALL}.return_value"
 
 
+def _via(target: PlannedTarget, method: str) -> str:
+    """`_instpy_tN.method`, or `await _instpy_tN.amethod` in coroutines and async generators."""
+    tname = target_name(target)
+    return f"await {tname}.a{method}" if is_async(target) else f"{tname}.{method}"
+
+
 def prologue(target: PlannedTarget) -> Lines:
-    """The statements before the body: one flag check, then the enter hooks when active."""
+    """The statements before the body: one flag check, then the target's `enter` when active."""
     tname = target_name(target)
     params = target.params
-    enter = f"{CALL} = {_on(target, tname, 'enter')}({_tuple(params)})"
+    enter = f"{CALL} = {_via(target, 'enter')}({_tuple(params)})"
     names = f"{params[0]}," if len(params) == 1 else ", ".join(params)
     rebind = f"{names} = {CALL}.args"
     if target.on_exit:
-        # With exit hooks `enter` always returns the call, which the exit path needs.
+        # With exit hooks `enter` returns what the exit path hands back to the target: a
+        # HookCall (which may skip the body or replace arguments), or a governor's token.
         lines = [
             (0, f"{CALL} = None"),
             (0, f"if {tname}.active:"),
             (1, enter),
-            (1, f"if {CALL}.skipped:"),
-            (2, _skip_return(target)),
+            (1, f"if {CALL}.__class__ is {RT}.HookCall:"),
+            (2, f"if {CALL}.skipped:"),
+            (3, _skip_return(target)),
         ]
         if params:
-            lines.append((1, rebind))
+            lines.append((2, rebind))
         return Lines(tuple(lines))
     # Without exit hooks `enter` returns None unless the call must skip or rebind parameters.
     lines = [
@@ -147,18 +151,25 @@ def prologue(target: PlannedTarget) -> Lines:
     return Lines(tuple(lines))
 
 
-def _leave(target: PlannedTarget, value: str) -> str:
-    """`value if _instpy_c is None else _instpy_c.leave(value)` (value must be a name)."""
-    return f"{value} if {CALL} is None else {_on(target, CALL, 'leave')}({value})"
+# A rewritten `return` takes the call out of `_instpy_c` before leaving, so the exit path runs
+# once even when user code runs on after the return: a `finally` that returns again, or a
+# context manager's `__exit__` that raises into the handler.
+_TAKE = f"{KEPT}, {CALL} = {CALL}, None; "
+
+
+def _leave(target: PlannedTarget, value: str, call: str = CALL) -> str:
+    """`value if call is None else _instpy_tN.leave(call, value)` (value must be a name)."""
+    return f"{value} if {call} is None else {_via(target, 'leave')}({call}, {value})"
 
 
 @dataclass(frozen=True)
 class ReturnThrough(cst.BaseSmallStatement):
     """One of the target's own `return` statements, routed through the exit hooks.
 
-    Written as `_instpy_r = <value>; return <leave _instpy_r>` on the original line (the value is
-    evaluated once and never re-parenthesised or duplicated), `return <leave None>` without a
-    value, and `<leave None>; return` in an async generator, which cannot return a value. The
+    Written as `_instpy_r = <value>; <take>; return <leave _instpy_r>` on the original line (the
+    value is evaluated once and never re-parenthesised or duplicated; `<take>` moves the call
+    from `_instpy_c` to `_instpy_k`), `<take>; return <leave None>` without a value, and
+    `<take>; <leave None>; return` in an async generator, which cannot return a value. The
     original's `;` separator, if any, is kept.
     """
 
@@ -170,17 +181,18 @@ class ReturnThrough(cst.BaseSmallStatement):
 
     def _codegen_impl(self, state: CodegenState, default_semicolon: bool = False) -> None:
         ret = self.ret
-        if self.target.kind == ASYNC_GENERATOR:
+        target = self.target
+        if target.kind == ASYNC_GENERATOR:
             # Nothing to return: just let the exit hooks see the end (they may still raise).
-            state.add_token(f"{CALL} is None or {_on(self.target, CALL, 'leave')}(None); ")
+            state.add_token(f"{_TAKE}{KEPT} is None or {_via(target, 'leave')}({KEPT}, None); ")
             ret._codegen(state, default_semicolon=default_semicolon)
             return
         if ret.value is None:
-            state.add_token(f"return {_leave(self.target, 'None')}")
+            state.add_token(f"{_TAKE}return {_leave(target, 'None', KEPT)}")
         else:
             state.add_token(f"{RESULT} = ")
             ret.value._codegen(state)
-            state.add_token(f"; return {_leave(self.target, RESULT)}")
+            state.add_token(f"; {_TAKE}return {_leave(target, RESULT, KEPT)}")
         if isinstance(ret.semicolon, cst.Semicolon):
             ret.semicolon._codegen(state)
         elif default_semicolon:
@@ -190,7 +202,7 @@ class ReturnThrough(cst.BaseSmallStatement):
 def fall_through(target: PlannedTarget) -> Lines:
     """Appended to a body that can end without `return`."""
     if target.kind == ASYNC_GENERATOR:
-        return Lines(((0, f"{CALL} is None or {_on(target, CALL, 'leave')}(None); return"),))
+        return Lines(((0, f"{CALL} is None or {_via(target, 'leave')}({CALL}, None); return"),))
     return Lines(((0, f"return {_leave(target, 'None')}"),))
 
 
@@ -198,7 +210,7 @@ def guard(target: PlannedTarget, body: Sequence[cst.BaseStatement]) -> Guard:
     """`try: body` with one handler that shows the exception to the exit hooks."""
     handler = (
         (0, f"except BaseException as {EXC}:"),
-        (1, f"if {CALL} is None or {_on(target, CALL, 'fail')}({EXC}):"),
+        (1, f"if {CALL} is None or {_via(target, 'fail')}({CALL}, {EXC}):"),
         (2, "raise"),
         (1, _skip_return(target)),
     )

@@ -133,29 +133,39 @@ _record_failure = record_failure  # the name gRPC's interceptors use
 class Governor(Protocol):
     """What a hook module installs on a target to take over its calls (`Target.govern`).
 
-    `enter(values)` (and `aenter`, awaited, in coroutines and async generators) replaces the
-    whole hook dispatch: it returns what generated code reads (`skipped`, `return_value`,
-    `args`) and reports the outcome to (`leave`, `fail`, `aleave`, `afail`, as on `HookCall`).
-    It must fail open by itself: nothing it raises is caught for it, except the exception it
-    means the call to raise.
+    `enter(values)` replaces the whole hook dispatch. It returns None (run the body, nothing to
+    report), a `HookCall` (to skip the body, say: generated code reads its `skipped`,
+    `return_value` and `args`), or a token of its own, which generated code hands back exactly
+    once: `leave(token, value)` returns what the caller gets, `fail(token, exc)` True to
+    re-raise `exc`. `aenter`/`aleave`/`afail` are the awaited twins for coroutines and async
+    generators. A governor fails open by itself: nothing it raises is caught for it.
     """
 
     def enter(self, values: tuple[Any, ...]) -> Any: ...
 
     def aenter(self, values: tuple[Any, ...]) -> Awaitable[Any]: ...
 
+    def leave(self, token: Any, value: Any) -> Any: ...
+
+    def fail(self, token: Any, exc: BaseException) -> bool: ...
+
+    def aleave(self, token: Any, value: Any) -> Awaitable[Any]: ...
+
+    def afail(self, token: Any, exc: BaseException) -> Awaitable[bool]: ...
+
 
 class Target:
     """One injected function. Generated code checks `active` and nothing else when it is False.
 
-    When `active`, generated code calls `enter(values)` (`await aenter(values)` in coroutines and
-    async generators): the hook dispatch below, or a governor's own entry point when one is
-    installed (`govern`). Both are attributes, not methods, so a governed call goes straight to
-    the governor without a dispatching frame in between.
+    When `active`, generated code calls `enter(values)` (`await aenter(values)` in coroutines
+    and async generators), and with exit hooks hands what it returned back to `leave(call,
+    value)` or `fail(call, exc)` (`aleave`/`afail`). These are the hook dispatch below, or a
+    governor's own methods once one is installed (`govern`). They are attributes, not methods,
+    so a governed call reaches its governor without a dispatching frame in between.
     """
 
-    __slots__ = ("active", "aenter", "enter", "enter_hooks", "exit_hooks", "fingerprint",
-                 "governor", "names", "positions")
+    __slots__ = ("active", "aenter", "afail", "aleave", "enter", "enter_hooks", "exit_hooks",
+                 "fail", "fingerprint", "governor", "leave", "names", "positions")
 
     def __init__(
         self,
@@ -176,17 +186,30 @@ class Target:
         self.governor: Governor | None = None
         self.enter: Callable[[tuple[Any, ...]], Any] = self.run_hooks
         self.aenter: Callable[[tuple[Any, ...]], Awaitable[Any]] = self.arun_hooks
+        # The HookCall's own methods, unbound: `leave(call, value)` is `call.leave(value)`.
+        self.leave: Callable[[Any, Any], Any] = HookCall.leave
+        self.fail: Callable[[Any, BaseException], bool] = HookCall.fail
+        self.aleave: Callable[[Any, Any], Awaitable[Any]] = HookCall.aleave
+        self.afail: Callable[[Any, BaseException], Awaitable[bool]] = HookCall.afail
         with _lock:
             _by_fingerprint.setdefault(fingerprint, []).append(self)
             _all.append(self)
 
-    def govern(self, governor: Governor | None) -> None:
-        """Send this target's calls to `governor` instead of its hooks (None: back to them)."""
+    def govern(self, governor: Governor) -> None:
+        """Send this target's calls to `governor` instead of its hooks, for good.
+
+        Only a target with exit hooks can be governed (without them generated code never hands
+        a token back). Calls that entered through the hooks before may leave through the
+        governor: its `leave`/`fail` hand a `HookCall` back to the call's own methods."""
+        if not self.exit_hooks:
+            raise ValueError(f"{self.fingerprint} has no exit hooks: it cannot be governed")
+        if self.governor is not None:
+            raise ValueError(f"{self.fingerprint} is already governed by {self.governor!r}")
         self.governor = governor
-        if governor is None:
-            self.enter, self.aenter = self.run_hooks, self.arun_hooks
-        else:
-            self.enter, self.aenter = governor.enter, governor.aenter
+        # Exits first: a call entering through the governor must find its exits in place.
+        self.leave, self.fail = governor.leave, governor.fail
+        self.aleave, self.afail = governor.aleave, governor.afail
+        self.enter, self.aenter = governor.enter, governor.aenter
 
     def hook_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The enter hooks in call order and the exit hooks in the order the rules name them."""

@@ -2,57 +2,173 @@
 
 A user injection rule names a function of the service (`shop.orders:OrderService.create`) and
 these hooks; governance.yaml rules on that resource then limit, isolate, break or degrade it.
-A target no rule cares about costs one flag check per call: it is switched off on its first call
-and switched back on by the rule swap that starts to name it.
+
+A target whose only hooks are these two gets a governor (`Target.govern`): its calls skip the
+`Call` and the hook dispatch and go straight to the resource's handle, one `enter` and one
+`exit` per call, the handle's token kept by the generated code in between. The target is
+switched on exactly while its handle is active (a rule names it, or statistics are kept for
+it), so a target no rule cares about costs one flag check per call; every rule swap re-reads
+that. Targets that carry other hooks as well run these hooks like any other, through a `Call`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from instpy.runtime import injected
 from instpy.runtime.call import Call
 from instpy.runtime.governance import Blocked, GovernanceConfig, engine
+from instpy.runtime.injected import HookCall
+from instpy.runtime.resource import Resource, enter_async
 
 ENTER = f"{__name__}:on_enter"
+EXIT = f"{__name__}:on_exit"
+_OURS = ((ENTER,), (EXIT,))
+_TOKEN = "instpy.method"  # the generic path's token, in `call.data`
+TRAFFIC = "internal"
 
 
-def _only_ours(target: injected.Target) -> bool:
-    """Targets that also carry other hooks must keep running them."""
-    return all(h.name == ENTER for h in target.enter_hooks) and len(target.exit_hooks) <= 1
+class _ArgLookup:
+    """The hot-parameter lookup of one call: reads an argument by name, no dict."""
+
+    __slots__ = ("positions", "values")
+
+    def __init__(self, positions: dict[str, int], values: tuple[Any, ...]) -> None:
+        self.positions = positions
+        self.values = values
+
+    def __call__(self, source: str, name: str) -> object:
+        index = self.positions.get(name) if source == "arg" else None
+        return None if index is None else self.values[index]
+
+
+class _Governor:
+    """The method hooks of one target, reduced to its resource handle (`injected.Governor`).
+
+    `enter` answers the handle's token itself, so an admitted call allocates nothing here;
+    generated code hands it back exactly once. `hot` says whether a rule on the resource reads
+    a parameter (re-read on every swap): only then does a call build a lookup.
+    """
+
+    __slots__ = ("hot", "res", "target")
+
+    def __init__(self, target: injected.Target, res: Resource) -> None:
+        self.target = target
+        self.res = res
+        self.hot = False
+
+    def enter(self, values: tuple[Any, ...]) -> object:
+        try:
+            token = self.res.enter(_ArgLookup(self.target.positions, values) if self.hot
+                                   else None)
+        except Exception as exc:  # fail open: the call runs ungoverned
+            injected.record_failure(ENTER, exc, "raised in on_enter")
+            return None
+        if type(token) is Blocked:
+            return self._answer(token, values)
+        return token
+
+    async def aenter(self, values: tuple[Any, ...]) -> object:
+        try:
+            token = await enter_async(self.res, _ArgLookup(self.target.positions, values)
+                                      if self.hot else None)
+        except Exception as exc:
+            injected.record_failure(ENTER, exc, "raised in on_enter")
+            return None
+        if type(token) is Blocked:
+            return self._answer(token, values)
+        return token
+
+    def _answer(self, blocked: Blocked, values: tuple[Any, ...]) -> HookCall:
+        """A skipped call answered by the fallback's value, or raise the fallback's exception
+        (the governed call raises it: not a hook failure)."""
+        call = HookCall(self.target, values)
+        call.skip(blocked.raise_or_value())
+        return call
+
+    def leave(self, token: object, value: Any) -> Any:
+        if type(token) is HookCall:  # entered through the hooks, before us
+            return token.leave(value)
+        try:
+            self.res.exit(token, None)
+        except Exception as exc:  # fail open: the caller still gets its value
+            injected.record_failure(EXIT, exc, "raised in on_exit")
+        return value
+
+    def fail(self, token: object, exc: BaseException) -> bool:
+        if type(token) is HookCall:
+            return bool(token.fail(exc))
+        try:
+            self.res.exit(token, exc)
+        except Exception as error:  # fail open: the caller still gets its exception
+            injected.record_failure(EXIT, error, "raised in on_exit")
+        return True
+
+    async def aleave(self, token: object, value: Any) -> Any:
+        if type(token) is HookCall:
+            return await token.aleave(value)
+        return self.leave(token, value)
+
+    async def afail(self, token: object, exc: BaseException) -> bool:
+        if type(token) is HookCall:
+            return bool(await token.afail(exc))
+        return self.fail(token, exc)
+
+
+def _govern(target: injected.Target) -> _Governor | None:
+    """The target's governor, installed now if these hooks are all it has (None otherwise)."""
+    gov = target.governor
+    if isinstance(gov, _Governor):
+        return gov
+    if gov is not None or target.hook_names() != _OURS:
+        return None
+    gov = _Governor(target, engine().resource(target.fingerprint, TRAFFIC))
+    gov.hot = target.fingerprint in _hot
+    target.govern(gov)
+    return gov
+
+
+_hot: frozenset[str] = frozenset()  # resources whose rules read a parameter
 
 
 def _sync(config: GovernanceConfig | None = None) -> None:
+    """After a rule swap (handles are re-bound first): switch each governed target on or off."""
+    global _hot
     if not injected.GOVERNING:
         return
-    eng = engine()
+    if config is None:
+        config = engine().config
+    _hot = frozenset(r.resource for r in config.rules if r.hot_param is not None)
     for target in injected.all_targets():
-        if _only_ours(target) and any(h.name == ENTER for h in target.enter_hooks):
-            target.active = eng.wants(target.fingerprint, "internal")
+        gov = _govern(target)
+        if gov is not None:
+            gov.hot = target.fingerprint in _hot
+            target.active = gov.res.active
 
 
-def _arg_lookup(call: Call) -> Callable[[str, str], object]:
-    params = call.params
-
-    def lookup(source: str, name: str) -> object:
-        return params.get(name) if source == "arg" else None
-
-    return lookup
+# -- the hooks, for targets that also carry other hooks (and a target's very first call) ------
 
 
 def on_enter(call: Call) -> None:
-    eng = engine()
-    function = call.function
-    if not eng.wants(function, "internal"):
-        if _only_ours(call.target):
-            call.target.active = False
+    gov = _govern(call.target)
+    if gov is not None:
+        # From the next call on the governor takes over; this one finishes on the hook path.
+        call.target.active = gov.res.active
+        res = gov.res
+    else:
+        res = engine().resource(call.function, TRAFFIC)
+    if not res.active:
         return
-    result = eng.entry(function, "internal", _arg_lookup(call))
-    if not isinstance(result, Blocked):
-        call.data["entry"] = result
+
+    def lookup(source: str, name: str) -> object:
+        return call.arg(name) if source == "arg" else None
+
+    token = res.enter(lookup)
+    if token.__class__ is not Blocked:
+        call.data[_TOKEN] = (res, token)
         return
     try:
-        value = result.raise_or_value()
+        value = token.raise_or_value()
     except Exception as exc:  # the fallback's exception: the governed call raises it
         call.throw(exc)
     else:
@@ -60,9 +176,10 @@ def on_enter(call: Call) -> None:
 
 
 def on_exit(call: Call) -> None:
-    entry = call.data.get("entry")
-    if entry is not None:
-        entry.exit(call.exception)
+    held = call.data.pop(_TOKEN, None)
+    if held is not None:
+        res, token = held
+        res.exit(token, call.exception)
 
 
 engine().subscribe(_sync)
