@@ -62,6 +62,28 @@ def _load() -> types.ModuleType:
     return module
 
 
+class _NoopGovernor:
+    """A governor that admits every call with a constant token."""
+
+    def enter(self, values: tuple[object, ...]) -> object:
+        return 1
+
+    async def aenter(self, values: tuple[object, ...]) -> object:
+        return 1
+
+    def leave(self, token: object, value: object) -> object:
+        return value
+
+    def fail(self, token: object, exc: BaseException) -> bool:
+        return True
+
+    async def aleave(self, token: object, value: object) -> object:
+        return value
+
+    async def afail(self, token: object, exc: BaseException) -> bool:
+        return True
+
+
 def main() -> None:
     mod = _load()
     bare, enter_only, with_exit = mod.bare, mod.enter_only, mod.with_exit
@@ -91,6 +113,17 @@ def main() -> None:
     )
     print("\nactive targets with no-op hooks (for scale; not subject to the 100 ns target)")
     print_table(active, "bare call")
+    # A governor takes a target's calls without a Call or hook dispatch (the method hooks'
+    # path): what is left is the trampoline and the governor's enter and leave frames.
+    (target,) = injected.targets("benchmod:with_exit")
+    target.govern(_NoopGovernor())
+    governed = best_ns_per_call(
+        [("bare call", lambda: bare(1)), ("active, no-op governor", lambda: with_exit(1))],
+        calls=20_000,
+        rounds=10,
+    )
+    print("\nthe same target governed by a no-op governor (the method hooks' path, no engine)")
+    print_table(governed, "bare call")
     worst = max(v - inactive["bare call"] for v in inactive.values())
     print(f"\ninactive overhead: worst {worst:.1f} ns over a bare call (target <= 100 ns)")
 

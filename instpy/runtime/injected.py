@@ -3,7 +3,8 @@
 Generated code imports this module once per file as `_instpy_rt` and creates one `Target` per
 injected function at import time. Per call it reads `target.active`; only when that is True does
 it call `target.enter(values)` (`await target.aenter(values)`), and, when the target has exit
-hooks, `leave`/`aleave` on return and `fail`/`afail` on an exception of what `enter` returned.
+hooks, hands what that returned to `target.leave(call, value)` on return and
+`target.fail(call, exc)` on an exception (`aleave`/`afail` in coroutines).
 The hook dispatch never lets a hook break the call: a hook that raises, or that cannot be
 imported, is counted and logged once, and the call proceeds exactly as if that hook did not exist
 (fail open). A hook module may instead install a `Governor` on a target it alone serves, which
