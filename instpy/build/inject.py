@@ -218,13 +218,20 @@ class _ReturnRewriter:
 
     def __init__(self, target: PlannedTarget) -> None:
         self.target = target
+        self.guarded = 0  # enclosing `try`s with a `finally` and `with`s: code runs after a return
 
     def statement(self, stmt: cst.BaseStatement) -> cst.BaseStatement:
         if isinstance(stmt, cst.FunctionDef | cst.ClassDef):
             return stmt
         if isinstance(stmt, cst.SimpleStatementLine):
             return _with_body(stmt, self.small(stmt.body))
-        return _map_blocks(stmt, self.suite)
+        guards = isinstance(stmt, cst.With) or (
+            isinstance(stmt, cst.Try | cst.TryStar) and stmt.finalbody is not None)
+        self.guarded += guards
+        try:
+            return _map_blocks(stmt, self.suite)
+        finally:
+            self.guarded -= guards
 
     def suite(self, suite: cst.BaseSuite) -> cst.BaseSuite:
         if isinstance(suite, cst.SimpleStatementSuite):
@@ -237,7 +244,7 @@ class _ReturnRewriter:
         out: list[cst.BaseSmallStatement] = []
         for small in body:
             if isinstance(small, cst.Return):
-                out.append(trampoline.ReturnThrough(self.target, small))
+                out.append(trampoline.ReturnThrough(self.target, small, self.guarded > 0))
             else:
                 out.append(small)
         return out

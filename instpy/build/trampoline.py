@@ -151,9 +151,9 @@ def prologue(target: PlannedTarget) -> Lines:
     return Lines(tuple(lines))
 
 
-# A rewritten `return` takes the call out of `_instpy_c` before leaving, so the exit path runs
-# once even when user code runs on after the return: a `finally` that returns again, or a
-# context manager's `__exit__` that raises into the handler.
+# A `return` inside a `try` with a `finally`, or a `with`, is followed by user code that may
+# return again or raise into the handler: it takes the call out of `_instpy_c` before leaving,
+# so the exit path runs once. Other returns skip that (an idle call pays for every statement).
 _TAKE = f"{KEPT}, {CALL} = {CALL}, None; "
 
 
@@ -166,33 +166,37 @@ def _leave(target: PlannedTarget, value: str, call: str = CALL) -> str:
 class ReturnThrough(cst.BaseSmallStatement):
     """One of the target's own `return` statements, routed through the exit hooks.
 
-    Written as `_instpy_r = <value>; <take>; return <leave _instpy_r>` on the original line (the
-    value is evaluated once and never re-parenthesised or duplicated; `<take>` moves the call
-    from `_instpy_c` to `_instpy_k`), `<take>; return <leave None>` without a value, and
-    `<take>; <leave None>; return` in an async generator, which cannot return a value. The
-    original's `;` separator, if any, is kept.
+    Written as `_instpy_r = <value>; return <leave _instpy_r>` on the original line (the value is
+    evaluated once and never re-parenthesised or duplicated), `return <leave None>` without a
+    value, and `<leave None>; return` in an async generator, which cannot return a value. With
+    `take`, `_instpy_k, _instpy_c = _instpy_c, None; ` comes before the `return` (before the
+    leave in an async generator) and the leave uses `_instpy_k`. The original's `;` separator,
+    if any, is kept.
     """
 
     target: PlannedTarget
     ret: cst.Return  # the original
+    take: bool = False  # user code can run after it (inside a `try`/`finally` or a `with`)
 
     def _visit_and_replace_children(self, visitor: CSTVisitorT) -> ReturnThrough:
-        return ReturnThrough(self.target, visit_required(self, "ret", self.ret, visitor))
+        return ReturnThrough(self.target, visit_required(self, "ret", self.ret, visitor),
+                             self.take)
 
     def _codegen_impl(self, state: CodegenState, default_semicolon: bool = False) -> None:
         ret = self.ret
         target = self.target
+        take, call = (_TAKE, KEPT) if self.take else ("", CALL)
         if target.kind == ASYNC_GENERATOR:
             # Nothing to return: just let the exit hooks see the end (they may still raise).
-            state.add_token(f"{_TAKE}{KEPT} is None or {_via(target, 'leave')}({KEPT}, None); ")
+            state.add_token(f"{take}{call} is None or {_via(target, 'leave')}({call}, None); ")
             ret._codegen(state, default_semicolon=default_semicolon)
             return
         if ret.value is None:
-            state.add_token(f"{_TAKE}return {_leave(target, 'None', KEPT)}")
+            state.add_token(f"{take}return {_leave(target, 'None', call)}")
         else:
             state.add_token(f"{RESULT} = ")
             ret.value._codegen(state)
-            state.add_token(f"; {_TAKE}return {_leave(target, RESULT, KEPT)}")
+            state.add_token(f"; {take}return {_leave(target, RESULT, call)}")
         if isinstance(ret.semicolon, cst.Semicolon):
             ret.semicolon._codegen(state)
         elif default_semicolon:

@@ -51,7 +51,7 @@ def pick(x):
             x, = _instpy_c.args
     try:
         if x:
-            _instpy_r = x, 1; _instpy_k, _instpy_c = _instpy_c, None; return _instpy_r if _instpy_k is None else _instpy_t0.leave(_instpy_k, _instpy_r)
+            _instpy_r = x, 1; return _instpy_r if _instpy_c is None else _instpy_t0.leave(_instpy_c, _instpy_r)
         print("none")
         return None if _instpy_c is None else _instpy_t0.leave(_instpy_c, None)
     except BaseException as _instpy_e:
@@ -177,7 +177,22 @@ def test_return_without_space(tmp_path: Path) -> None:
     source = "def f(a):\n    if a: return(1)\n    return'x'\n"
     out = rewrite(tmp_path, source, match_all(tmp_path))
     compile(out, "mod.py", "exec")
-    assert b"_instpy_r = (1); _instpy_k, _instpy_c = _instpy_c, None; return _instpy_r if" in out
+    assert b"_instpy_r = (1); return _instpy_r if" in out
+
+
+def test_returns_followed_by_user_code_leave_once(tmp_path: Path) -> None:
+    # After a return inside a `with` or a `try` with a `finally`, user code still runs and may
+    # return again or raise into the handler: those returns take the call before leaving.
+    source = (
+        "def f(a):\n    with a:\n        return 1\n"
+        "def g(a):\n    try:\n        if a: return 2\n    finally:\n        return 3\n"
+        "def h(a):\n    try:\n        return 4\n    except ValueError:\n        return 5\n"
+    )
+    out = rewrite(tmp_path, source, match_all(tmp_path)).decode()
+    compile(out, "mod.py", "exec")
+    take = "_instpy_k, _instpy_c = _instpy_c, None; return _instpy_r if _instpy_k is None"
+    assert out.count(take) == 3  # f's, and g's two; h's returns are followed by nothing
+    assert out.count("_instpy_t2.leave(_instpy_c, _instpy_r)") == 2
 
 
 def test_future_line_with_other_imports(tmp_path: Path) -> None:
@@ -209,7 +224,7 @@ async def c(x, /, y):
             x, y = _instpy_c.args
     try:
         await x
-        if y: _instpy_k, _instpy_c = _instpy_c, None; return None if _instpy_k is None else await _instpy_t0.aleave(_instpy_k, None); z = 1
+        if y: return None if _instpy_c is None else await _instpy_t0.aleave(_instpy_c, None); z = 1
         return None if _instpy_c is None else await _instpy_t0.aleave(_instpy_c, None)
     except BaseException as _instpy_e:
         if _instpy_c is None or await _instpy_t0.afail(_instpy_c, _instpy_e):
@@ -225,11 +240,11 @@ async def g(a):
             a, = _instpy_c.args
     try:
         yield a
-        _instpy_k, _instpy_c = _instpy_c, None; _instpy_k is None or await _instpy_t1.aleave(_instpy_k, None); return
+        _instpy_c is None or await _instpy_t1.aleave(_instpy_c, None); return
     except BaseException as _instpy_e:
         if _instpy_c is None or await _instpy_t1.afail(_instpy_c, _instpy_e):
             raise
-        return'''  # noqa: E501
+        return'''
 
 
 def test_async_pair_without_final_newline(tmp_path: Path) -> None:
