@@ -13,6 +13,8 @@ that. Targets that carry other hooks as well run these hooks like any other, thr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import MethodType
 from typing import Any
 
 from instpy.runtime import injected
@@ -28,18 +30,15 @@ _TOKEN = "instpy.method"  # the generic path's token, in `call.data`
 TRAFFIC = "internal"
 
 
-class _ArgLookup:
-    """The hot-parameter lookup of one call: reads an argument by name, no dict."""
+def _reader(positions: dict[str, int]) -> Callable[[tuple[Any, ...], str, str], object]:
+    """The hot-parameter lookup of a target, bound per call to its values (`MethodType`): an
+    argument by name, without a dict or a Python-level `__call__`."""
 
-    __slots__ = ("positions", "values")
+    def read(values: tuple[Any, ...], source: str, name: str) -> object:
+        index = positions.get(name) if source == "arg" else None
+        return None if index is None else values[index]
 
-    def __init__(self, positions: dict[str, int], values: tuple[Any, ...]) -> None:
-        self.positions = positions
-        self.values = values
-
-    def __call__(self, source: str, name: str) -> object:
-        index = self.positions.get(name) if source == "arg" else None
-        return None if index is None else self.values[index]
+    return read
 
 
 class _Governor:
@@ -50,17 +49,17 @@ class _Governor:
     a parameter (re-read on every swap): only then does a call build a lookup.
     """
 
-    __slots__ = ("hot", "res", "target")
+    __slots__ = ("hot", "read", "res", "target")
 
     def __init__(self, target: injected.Target, res: Resource) -> None:
         self.target = target
         self.res = res
         self.hot = False
+        self.read = _reader(target.positions)
 
     def enter(self, values: tuple[Any, ...]) -> object:
         try:
-            token = self.res.enter(_ArgLookup(self.target.positions, values) if self.hot
-                                   else None)
+            token = self.res.enter(MethodType(self.read, values) if self.hot else None)
         except Exception as exc:  # fail open: the call runs ungoverned
             injected.record_failure(ENTER, exc, "raised in on_enter")
             return None
@@ -70,8 +69,8 @@ class _Governor:
 
     async def aenter(self, values: tuple[Any, ...]) -> object:
         try:
-            token = await enter_async(self.res, _ArgLookup(self.target.positions, values)
-                                      if self.hot else None)
+            token = await enter_async(self.res,
+                                      MethodType(self.read, values) if self.hot else None)
         except Exception as exc:
             injected.record_failure(ENTER, exc, "raised in on_enter")
             return None
