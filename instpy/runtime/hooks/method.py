@@ -13,6 +13,7 @@ that. Targets that carry other hooks as well run these hooks like any other, thr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from types import MethodType
 from typing import Any
@@ -121,10 +122,16 @@ def _govern(target: injected.Target) -> _Governor | None:
         return gov
     if gov is not None or target.hook_names() != _OURS:
         return None
-    gov = _Governor(target, engine().resource(target.fingerprint, TRAFFIC))
-    gov.hot = target.fingerprint in _hot
-    target.govern(gov)
-    return gov
+    res = engine().resource(target.fingerprint, TRAFFIC)
+    with _installing:  # two first calls at once install one governor
+        if target.governor is None:
+            gov = _Governor(target, res)
+            gov.hot = target.fingerprint in _hot
+            target.govern(gov)
+    return target.governor if isinstance(target.governor, _Governor) else None
+
+
+_installing = threading.Lock()
 
 
 _hot: frozenset[str] = frozenset()  # resources whose rules read a parameter
