@@ -67,13 +67,18 @@ async def fetch(uid, depth=1):
 
 def mixed(uid):
     return uid
+
+def enter_only(uid):
+    return uid
 """
 
 
 def _rules(module: str) -> str:
     hooks = f"  on_enter: {method.ENTER}\n  on_exit: {method.EXIT}\n"
-    return (f"- name: governed\n  match: regex\n  module: {module}\n  function: '(?!mixed).*'\n"
-            f"{hooks}"
+    return (f"- name: governed\n  match: regex\n  module: {module}\n"
+            f"  function: '(?!mixed|enter_only).*'\n{hooks}"
+            f"- name: enter-only\n  module: {module}\n  function: enter_only\n"
+            f"  on_enter: {method.ENTER}\n"
             f"- name: mixed-method\n  module: {module}\n  function: mixed\n{hooks}"
             f"- name: mixed-other\n  module: {module}\n  function: mixed\n"
             f"  on_enter: {module}_seen:enter\n")
@@ -253,3 +258,12 @@ def test_a_target_with_other_hooks_is_governed_through_its_call(
     assert shop.mixed("c") == "degraded"
     # The method hook runs first (rule order) and skips the call: later enter hooks do not run.
     assert seen.calls == ["a", "b"]
+
+
+def test_a_target_with_only_the_enter_hook_never_holds_a_slot(shop: types.ModuleType) -> None:
+    # No exit hook will hand its token back: each call is counted done at once, so a
+    # concurrency limit of one still admits call after call.
+    _govern(shop, 'rules:\n  - {resource: "MOD:enter_only", concurrency: {max: 1}}\n')
+    assert [shop.enter_only(i) for i in range(3)] == [0, 1, 2]
+    assert _totals(shop, "enter_only") == (3, 3, 0)
+    assert engine().statistics().stats(f"{shop.__name__}:enter_only").inflight == 0

@@ -171,7 +171,12 @@ def on_enter(call: Call) -> None:
 
     token = res.enter(lookup)
     if token.__class__ is not Blocked:
-        call.data[_TOKEN] = (res, token)
+        if EXIT in call.target.hook_names()[1]:
+            call.data[_TOKEN] = (res, token)
+        else:
+            # No exit hook will hand the token back: count the call as done now, so an
+            # in-flight slot is never held for good (its QPS is governed, its RT is not).
+            res.exit(token, None)
         return
     try:
         value = token.raise_or_value()
