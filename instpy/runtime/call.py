@@ -32,6 +32,7 @@ class Call:
         "data",
         "exception",
         "left",
+        "replaced",
         "return_value",
         "skipped",
         "target",
@@ -42,6 +43,7 @@ class Call:
         self.target = target
         # What the body sees after the enter hooks: the original values unless a hook replaced one.
         self.args = values
+        self.replaced = False  # `replace` changed `args` without `params`
         # Built on first use: a dict per call costs more than most hooks spend reading it.
         self._params: dict[str, Any] | None = None
         # Eager: nearly every hook that keeps state uses it, and an empty dict is cheaper than
@@ -87,6 +89,18 @@ class Call:
         index = self.target.positions.get(name)
         return default if index is None else self.args[index]
 
+    def replace(self, name: str, value: Any) -> None:
+        """In `on_enter`: the body sees `value` for the parameter `name` (what
+        `params[name] = value` does, without building `params`)."""
+        params = self._params
+        if params is not None:
+            params[name] = value
+            return
+        args = list(self.args)
+        args[self.target.positions[name]] = value
+        self.args = tuple(args)
+        self.replaced = True
+
     def skip(self, value: Any = None) -> None:
         """In `on_enter`: do not run the body; the function returns `value` instead.
 
@@ -109,6 +123,7 @@ class Call:
     def _reset(self, values: tuple[Any, ...]) -> None:
         """Undo what a failing enter hook did (fail open: as if it had not run)."""
         self.args = values
+        self.replaced = False
         self._params = None
         self.skipped = False
         self.return_value = None
@@ -118,7 +133,7 @@ class Call:
         """Refresh `args` from `params` when a hook used them; True when a value was replaced."""
         params = self._params
         if params is None:
-            return False
+            return self.replaced
         old = self.args
         # Identity, not equality: comparing arbitrary user objects could run user code. A plain
         # loop: on small tuples it beats zip() and map() several times over.

@@ -98,6 +98,21 @@ def test_param_replacement(tmp_path: Path, recorder: Recorder) -> None:
     }
 
 
+@pytest.mark.parametrize("exit_hook", [True, False], ids=["enter+exit", "enter-only"])
+def test_param_replacement_without_params(tmp_path: Path, recorder: Recorder,
+                                          exit_hook: bool) -> None:
+    def enter(call: Call) -> None:
+        call.replace("qty", 7)
+        call.replace("item", call.arg("item") + "s")
+
+    recorder.on_enter = enter
+    shop = _shop(tmp_path, exit_hook=exit_hook)
+    assert shop.OrderService().create("book")["item"] == "books"
+    assert shop.OrderService().create("pen", 1)["qty"] == 7
+    recorder.on_enter = lambda call: call.replace("nothing", 1)  # a hook failure: fail open
+    assert shop.OrderService().create("cup", 3)["qty"] == 3
+
+
 def test_skip_sync_generator_coroutine_asyncgen(tmp_path: Path, recorder: Recorder) -> None:
     recorder.on_enter = lambda call: call.skip("blocked")
     shop = _shop(tmp_path)

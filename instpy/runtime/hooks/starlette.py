@@ -117,37 +117,59 @@ def _answer(fallback: HttpFallback) -> Response:
     return response
 
 
-async def _govern(call: Call, scope: Scope, method: str, template: str) -> None:
+def _govern(call: Call, scope: Scope, method: str, template: str) -> Awaitable[None] | None:
+    """Govern the route's call. Synchronous on the common path (the route's handle is kept, the
+    call passes or waits for nothing): None, so the hook dispatch awaits nothing. A coroutine
+    only when there is something to await: a route's first request (the engine may still have
+    to be built off the loop), a throttled call's turn, a blocked call's fallback answer."""
     prefix = scope.get(PREFIX_KEY)
     path = template if prefix is None else prefix + template
     res = kept_inbound(method, path)
     if res is None:
-        res = await inbound_async(method, path)
+        return _govern_first(call, scope, method, path)
+    return _admit(call, scope, res)
+
+
+async def _govern_first(call: Call, scope: Scope, method: str, path: str) -> None:
+    pending = _admit(call, scope, await inbound_async(method, path))
+    if pending is not None:
+        await pending
+
+
+def _admit(call: Call, scope: Scope, res: Resource) -> Awaitable[None] | None:
     exchange = _Exchange(scope, call.arg("send"))
     if res.active:
-        params = call.params  # built here only: the exchange replaces `send`
         token = res.enter_nowait(exchange.lookup)
-        if waiting(token):
-            await wait_turn(token)
         if token.__class__ is Blocked:
-            answer = _answer(token.http_fallback())
-            await answer(scope, params["receive"], params["send"])
-            call.skip(None)
-            return
+            return _answer_blocked(call, scope, token)
         call.data["token"] = (res, token, exchange)
-        params["send"] = exchange
+        call.replace("send", exchange)
+        if waiting(token):
+            return _enter_lane_after(wait_turn(token), scope, exchange)
+    lane_in(_upstream_tag(scope), exchange.lookup, exchange.header)
+    return None
+
+
+async def _answer_blocked(call: Call, scope: Scope, blocked: Blocked) -> None:
+    answer = _answer(blocked.http_fallback())
+    await answer(scope, call.arg("receive"), call.arg("send"))
+    call.skip(None)
+
+
+async def _enter_lane_after(turn: Awaitable[None], scope: Scope, exchange: _Exchange) -> None:
+    await turn
     lane_in(_upstream_tag(scope), exchange.lookup, exchange.header)
 
 
-async def on_enter(call: Call) -> None:
+def on_enter(call: Call) -> Awaitable[None] | None:
     """`Route.handle`: govern the matched route under its template."""
     route = call.arg("self")
     scope: Scope = call.arg("scope")
     method: str = scope["method"]
     methods = route.methods
     if methods and method not in methods:
-        return  # Route.handle answers 405 itself: a routing failure, not an endpoint call
-    await _govern(call, scope, method, route.path)
+        return None  # Route.handle answers 405 itself: a routing failure, not an endpoint call
+    return _govern(call, scope, method, route.path)
 
 
 def on_exit(call: Call) -> None:
@@ -191,15 +213,15 @@ def _fastapi_context(scope: Scope) -> Any:
     return get(scope)
 
 
-async def on_enter_fastapi(call: Call) -> None:
+def on_enter_fastapi(call: Call) -> Awaitable[None] | None:
     """`APIRoute.handle`: govern a route of an included router (FastAPI >=0.137), whose full
     template lives in the effective route context; other calls reach `Route.handle`."""
     scope: Scope = call.arg("scope")
     context = _fastapi_context(scope)
     if context is None or context.original_route is not call.arg("self"):
-        return
+        return None
     method: str = scope["method"]
     methods = context.methods
     if methods and method not in methods:
-        return
-    await _govern(call, scope, method, context.path)
+        return None
+    return _govern(call, scope, method, context.path)
