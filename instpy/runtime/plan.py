@@ -165,6 +165,19 @@ class ResourcePlan:
         elif token.__class__ is int:
             self._complete_int(token, error)
 
+    def breaker_done(self, now: int, rt: int, bad: bool) -> None:
+        """A lean path's completion, for the resource's breaker: counted while it is closed
+        (lock-free), and the breaker opened when that count crosses its threshold. A call that
+        entered closed and ends while the breaker is not closed is ignored (not a probe)."""
+        breaker = self.breaker
+        if breaker is None or breaker.state is not CLOSED:
+            return
+        seen = breaker.count(now, rt, bad)
+        if seen is not None:
+            change = breaker.open_if_closed(now, seen, self.stats.lock)
+            if change is not None:
+                self._emit(now, [change])
+
     def _complete_int(self, start_ns: int, error: object) -> None:
         now = self.clock()
         rt = now - start_ns

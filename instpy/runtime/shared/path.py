@@ -11,19 +11,16 @@ breaker that is not closed takes the plan's generic method.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from instpy.runtime.circuitbreaker.check import CLOSED
-from instpy.runtime.entry import Blocked, Exit
+from instpy.runtime.entry import Exit
 from instpy.runtime.hotspot.check import Lookup
+from instpy.runtime.stat.local_path import Enter
 from instpy.runtime.stat.shared import SharedStats
 
 if TYPE_CHECKING:
     from instpy.runtime.plan import ResourcePlan, Sleep
-
-Enter = Callable[["Lookup | None", bool, "Sleep | None"], "object | Blocked"]
-
 
 def stats_path(plan: ResourcePlan, stats: SharedStats, other: Exit) -> tuple[Enter, Exit]:
     """`enter`/`exit` of a statistics-only resource: one word each way, no lock."""
@@ -61,13 +58,8 @@ def _completer(plan: ResourcePlan, stats: SharedStats, other: Exit) -> Exit:
         bad = error is not None and error is not False
         if bad:
             w[stats._errors] += 1
-        # Entered closed: while not closed its completion is ignored (not a probe).
-        if breaker is not None and breaker.state is CLOSED:
-            seen = breaker.count(now, rt, bad)
-            if seen is not None:
-                change = breaker.open_if_closed(now, seen, stats.lock)
-                if change is not None:
-                    plan._emit(now, [change])
+        if breaker is not None:
+            plan.breaker_done(now, rt, bad)
         return None
 
     return exit_

@@ -72,13 +72,8 @@ def _completer(plan: ResourcePlan, stats: LocalStats, other: Exit) -> Exit:
         if bad:
             next(cur.errors)
         inflight.pop()
-        # Entered closed: while not closed its completion is ignored (not a probe).
-        if breaker is not None and breaker.state is CLOSED:
-            seen = breaker.count(now, rt, bad)
-            if seen is not None:
-                change = breaker.open_if_closed(now, seen, stats.lock)
-                if change is not None:
-                    plan._emit(now, [change])
+        if breaker is not None:
+            plan.breaker_done(now, rt, bad)
         return None
 
     return exit_
