@@ -21,11 +21,10 @@ what a sweep takes back (`reclaim`). BBR's ten one-second slices live in the seg
 
 from __future__ import annotations
 
-import threading
-
 from instpy.runtime.chain import FAMILIES
-from instpy.runtime.shared.segment import H_OWNER, HISTORY_AT, RECORD_HEAD, Segment
-from instpy.runtime.stat.window import BUCKET_NS, FREE_THREADED
+from instpy.runtime.shared.record import SegmentRecord
+from instpy.runtime.shared.segment import H_OWNER, HISTORY_AT, RECORD_HEAD
+from instpy.runtime.stat.window import BUCKET_NS
 
 INBOUND_KIND = 1
 NO_RT = 1 << 62
@@ -50,29 +49,15 @@ def reclaim(w: memoryview, at: int, slot: int) -> None:
         w[at + PER_WORKER + slot] = 0
 
 
-class SharedInboundStats:
+class SharedInboundStats(SegmentRecord):
     """The inbound record. `lock` is this process's (the plan takes it around inbound
     updates); every counter update also takes the segment's."""
 
-    __slots__ = ("_acquire", "_at", "_mine", "_owner", "_release", "_seg", "_w", "lock",
-                 "total_blocked")
-
-    def __init__(self, seg: Segment, at: int) -> None:
-        self._seg = seg
-        self._w = seg.words
-        self._at = at
-        self.total_blocked: dict[str, int] = {}  # this process's blocks (reporting)
-        self._bind()
-        seg.rebind.append(self._bind)
+    __slots__ = ("_mine",)
 
     def _bind(self) -> None:
-        seg = self._seg
-        self._acquire = seg.acquire
-        self._release = seg.release
-        self._owner = seg.worker + 1
-        self._mine = self._at + PER_WORKER + seg.worker
-        self.lock: threading.Lock | threading.RLock = (
-            threading.RLock() if FREE_THREADED else threading.Lock())
+        super()._bind()
+        self._mine = self._at + PER_WORKER + self._seg.worker
 
     @property
     def inflight(self) -> int:

@@ -51,6 +51,7 @@ from instpy.runtime.config.rules_section import ResourceRules
 from instpy.runtime.shared import segment as seg_mod
 from instpy.runtime.shared.inbound import SharedInboundStats, init_inbound
 from instpy.runtime.shared.instance import instance_key
+from instpy.runtime.shared.record import SegmentRecord
 from instpy.runtime.shared.segment import (
     H_HIGH,
     H_OWNER,
@@ -60,7 +61,7 @@ from instpy.runtime.shared.segment import (
 )
 from instpy.runtime.shared.state import StateTable
 from instpy.runtime.stat.store import InboundResourceStats, LocalStore, ResourceStats, StatsStore
-from instpy.runtime.stat.window import BUCKET_NS, FREE_THREADED
+from instpy.runtime.stat.window import BUCKET_NS
 
 LOG = logging.getLogger("instpy.governance")
 NO_RT = 1 << 62
@@ -95,33 +96,24 @@ def _key(name: str) -> bytes:
     return hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-class SharedStats:
+class SharedStats(SegmentRecord):
     """One resource's counters in the segment, as this worker writes and reads them.
 
     `lock` is this process's: it serialises the checks whose state is per process, as
     LocalStats' does. Cached per process (renewed after a fork by `_bind`): the offsets of
     this worker's stripe words and the end of its current window slot."""
 
-    __slots__ = ("_acquire", "_at", "_completed", "_end", "_errors", "_high", "_in_c",
-                 "_in_p", "_owner", "_passed", "_release", "_roll_lock", "_rt_min", "_rt_sum",
-                 "_seg", "_stripe", "_token", "_w", "lock", "total_blocked")
+    __slots__ = ("_completed", "_end", "_errors", "_high", "_in_c", "_in_p", "_passed",
+                 "_roll_lock", "_rt_min", "_rt_sum", "_stripe", "_token")
 
     def __init__(self, seg: Segment, at: int) -> None:
-        self._seg = seg
-        self._w = seg.words
-        self._at = at
         self._high = -1
         self._token = (at + G0, -(1 << 62), at + G1)
-        self.total_blocked: dict[str, int] = {}  # this process's blocks (reporting)
-        self._bind()
-        seg.rebind.append(self._bind)
+        super().__init__(seg, at)
 
     def _bind(self) -> None:
-        seg = self._seg
-        self._acquire = seg.acquire
-        self._release = seg.release
-        self._owner = seg.worker + 1
-        s = self._stripe = self._at + RECORD_HEAD + seg.worker * STRIPE_WORDS
+        super()._bind()
+        s = self._stripe = self._at + RECORD_HEAD + self._seg.worker * STRIPE_WORDS
         self._passed = s + PASSED
         self._completed = s + COMPLETED
         self._errors = s + ERRORS
@@ -129,8 +121,6 @@ class SharedStats:
         self._rt_min = s + SLOT_A + RT_MIN
         self._end = -(1 << 62)  # the first call takes a window slot
         self._roll_lock = threading.Lock()
-        self.lock: threading.Lock | threading.RLock = (
-            threading.RLock() if FREE_THREADED else threading.Lock())
 
     # -- this worker's window slot -----------------------------------------------------------
 
