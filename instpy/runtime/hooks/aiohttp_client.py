@@ -13,14 +13,14 @@ applies to it as to a real answer. Admission waits with the loop's own sleep.
 
 Lanes: the resource names the URL asked for (the service); `http.route` then picks an instance
 of the request's lane, else base, and the call carries `http.outgoing_headers()`. When a lane
-instance refuses the connection, the exit hook (a coroutine) sends the same request to
-`http.route_fallback`'s base instance while the call is still marked as a client call, so the
-retry is not governed twice, and the call's outcome is the retry's.
+instance refuses the connection, the exit hook (`client.exit_hook_async`) sends the same request
+to a base instance, and the call's outcome is the retry's.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import ClientResponse, ClientSession, RequestInfo
@@ -33,19 +33,13 @@ from yarl import URL
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import HttpFallback
+from instpy.runtime.hooks.client import admit_async, exit_hook_async, routed_url
 from instpy.runtime.hooks.http import (
-    Admission,
-    admit_outbound_async,
-    connection_refused,
-    finish,
-    mark_client,
     nested_client,
     outbound_resource,
     outgoing_headers,
     reason,
     route,
-    route_fallback,
-    unmark_client,
 )
 
 DISTRIBUTION = "aiohttp"
@@ -109,14 +103,12 @@ async def on_enter(call: Call) -> None:
         for name, value in extra:
             headers[name] = value
         params["headers"] = headers
-    outcome = await admit_outbound_async(resource)
-    if isinstance(outcome, Admission):
-        call.data["entry"] = outcome
-        call.data["client"] = mark_client()
+    fallback = await admit_async(call, resource)
+    if fallback is None:
         return
     query = params["params"]
     response = _response(session, method.upper(), url.extend_query(query) if query else url,
-                         outcome)
+                         fallback)
     check = params["raise_for_status"]
     if check is None:
         check = session._raise_for_status
@@ -131,27 +123,11 @@ async def on_enter(call: Call) -> None:
     call.skip(response)
 
 
-async def _retry_on_base(call: Call, routed: str) -> None:
-    """A lane instance refused the connection: send the same request to a base instance (the
-    request never reached the lane instance); the retry's outcome becomes the call's."""
-    base = route_fallback(routed)
-    if base is None:
-        return
+def _resend(call: Call, base: str) -> Awaitable[ClientResponse]:
     params = call.params
     kwargs = {k: v for k, v in params.items() if k not in ("self", "method", "str_or_url")}
-    try:
-        call.return_value = await params["self"]._request(params["method"], URL(base), **kwargs)
-        call.exception = None
-    except BaseException as exc:  # the base's own failure (or a cancellation) is the outcome
-        call.exception = exc
+    session: ClientSession = params["self"]
+    return session._request(params["method"], URL(base), **kwargs)
 
 
-async def on_exit(call: Call) -> None:
-    token = call.data.get("client")
-    if token is None:
-        return
-    routed = call.data.get("routed")
-    if routed is not None and call.exception is not None and connection_refused(call.exception):
-        await _retry_on_base(call, routed)  # still marked as a client call: not governed twice
-    unmark_client(token)
-    finish(call.data.get("entry"), call.exception, getattr(call.return_value, "status", None))
+on_exit = exit_hook_async("status", routed_url, _resend)

@@ -13,24 +13,14 @@ own); `send` governs whatever transport the client uses.
 
 from __future__ import annotations
 
+from typing import Any
+
 from httpx import URL, Request, Response
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import HttpFallback
-from instpy.runtime.hooks.http import (
-    Admission,
-    admit_outbound,
-    admit_outbound_async,
-    connection_refused,
-    finish,
-    mark_client,
-    nested_client,
-    outbound_resource,
-    outgoing_headers,
-    route,
-    route_fallback,
-    unmark_client,
-)
+from instpy.runtime.hooks.client import admit, admit_async, exit_hook, exit_hook_async
+from instpy.runtime.hooks.http import nested_client, outbound_resource, outgoing_headers, route
 
 DISTRIBUTION = "httpx"
 VERSIONS = ">=0.23,<1"
@@ -58,20 +48,14 @@ def _answer(request: Request, fallback: HttpFallback) -> Response:
                     content=fallback.body.encode("utf-8"), request=request)
 
 
-def _admitted(call: Call, outcome: Admission | HttpFallback, request: Request) -> None:
-    if isinstance(outcome, Admission):
-        call.data["entry"] = outcome
-        call.data["client"] = mark_client()  # a governed client underneath must not count it
-        return
-    call.skip(_answer(request, outcome))
-
-
 def on_enter(call: Call) -> None:
     """`Client.send`."""
     if nested_client():
         return  # an outer governed client already counts this call
     request: Request = call.params["request"]
-    _admitted(call, admit_outbound(_prepare(request)), request)
+    fallback = admit(call, _prepare(request))
+    if fallback is not None:
+        call.skip(_answer(request, fallback))
 
 
 async def on_enter_async(call: Call) -> None:
@@ -79,52 +63,25 @@ async def on_enter_async(call: Call) -> None:
     if nested_client():
         return
     request: Request = call.params["request"]
-    _admitted(call, await admit_outbound_async(_prepare(request)), request)
+    fallback = await admit_async(call, _prepare(request))
+    if fallback is not None:
+        call.skip(_answer(request, fallback))
 
 
-def _base_retry(call: Call) -> Request | None:
-    """A lane instance refused the connection: the request re-pointed at a base instance."""
-    if call.exception is None or not connection_refused(call.exception):
-        return None
-    request: Request = call.params["request"]
-    base = route_fallback(str(request.url))
-    if base is None:
-        return None
+def _sent_to(call: Call) -> str | None:
+    return str(call.params["request"].url)
+
+
+def _resend(call: Call, base: str) -> Any:
+    """The request re-pointed at `base`, sent again: a `Response`, or (`AsyncClient`) a
+    coroutine that answers one."""
+    params = call.params
+    request: Request = params["request"]
     _point(request, base)
-    return request
+    return params["self"].send(request, **{k: v for k, v in params.items()
+                                           if k not in ("self", "request")})
 
 
-def _done(call: Call) -> None:
-    unmark_client(call.data["client"])
-    response = call.return_value
-    finish(call.data.get("entry"), call.exception, getattr(response, "status_code", None))
-
-
-def on_exit(call: Call) -> None:
-    if call.data.get("client") is None:
-        return
-    request = _base_retry(call)
-    if request is not None:  # still marked as a client call: the retry is not governed twice
-        try:
-            call.return_value = call.params["self"].send(request, **_send_kwargs(call))
-            call.exception = None
-        except Exception as exc:
-            call.exception = exc
-    _done(call)
-
-
-async def on_exit_async(call: Call) -> None:
-    if call.data.get("client") is None:
-        return
-    request = _base_retry(call)
-    if request is not None:
-        try:
-            call.return_value = await call.params["self"].send(request, **_send_kwargs(call))
-            call.exception = None
-        except Exception as exc:
-            call.exception = exc
-    _done(call)
-
-
-def _send_kwargs(call: Call) -> dict[str, object]:
-    return {k: v for k, v in call.params.items() if k not in ("self", "request")}
+# A lane instance that refuses the connection: the same request goes to a base instance.
+on_exit = exit_hook("status_code", _sent_to, _resend)
+on_exit_async = exit_hook_async("status_code", _sent_to, _resend)

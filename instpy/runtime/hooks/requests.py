@@ -13,19 +13,13 @@ from requests.structures import CaseInsensitiveDict
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import HttpFallback
+from instpy.runtime.hooks.client import admit, exit_hook
 from instpy.runtime.hooks.http import (
-    Admission,
-    admit_outbound,
-    connection_refused,
-    finish,
-    mark_client,
     nested_client,
     outbound_resource,
     outgoing_headers,
     reason,
     route,
-    route_fallback,
-    unmark_client,
 )
 
 DISTRIBUTION = "requests"
@@ -54,34 +48,22 @@ def on_enter(call: Call) -> None:
     request.url = route(request.url or "")
     for name, value in outgoing_headers():
         request.headers[name] = value
-    outcome = admit_outbound(resource)
-    if isinstance(outcome, Admission):
-        call.data["entry"] = outcome
-        call.data["client"] = mark_client()  # urllib3 underneath must not count it again
-        return
-    call.skip(_answer(request, outcome))
+    fallback = admit(call, resource)  # admitted: urllib3 underneath must not count it again
+    if fallback is not None:
+        call.skip(_answer(request, fallback))
 
 
-def _retry_on_base(call: Call) -> None:
-    """A lane instance refused the connection: send the same request to a base instance."""
+def _sent_to(call: Call) -> str | None:
+    url: str | None = call.params["request"].url
+    return url
+
+
+def _resend(call: Call, base: str) -> Response:
     request: PreparedRequest = call.params["request"]
-    base = route_fallback(request.url or "")
-    if base is None:
-        return
     request.url = base
-    try:
-        call.return_value = call.params["self"].send(request, **call.params["kwargs"])
-        call.exception = None
-    except Exception as exc:  # the base's own failure is the call's outcome
-        call.exception = exc
+    response: Response = call.params["self"].send(request, **call.params["kwargs"])
+    return response
 
 
-def on_exit(call: Call) -> None:
-    entry = call.data.get("entry")
-    if entry is None:
-        return
-    if call.exception is not None and connection_refused(call.exception):
-        _retry_on_base(call)  # still marked as a client call: not governed twice
-    unmark_client(call.data["client"])
-    response = call.return_value
-    finish(entry, call.exception, getattr(response, "status_code", None))
+# A lane instance that refuses the connection: the same request goes to a base instance.
+on_exit = exit_hook("status_code", _sent_to, _resend)

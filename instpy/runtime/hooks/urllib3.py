@@ -19,9 +19,8 @@ its `urlopen` body on a pool for the routed host instead (the rebound `self`): o
 pool and routed address, created on first use with the original pool's class and settings
 (timeout, retries, headers, size, proxy, TLS), kept while the original pool lives. A forward
 proxy's pool (the URL names the destination, not the pool's host) just gets the routed URL. When
-a lane instance refuses the connection, the exit hook sends the same request through the pool of
-`http.route_fallback`'s base instance while the call is still marked as a client call (so the
-retry is not governed twice), and the call's outcome becomes the retry's.
+a lane instance refuses the connection, the exit hook (`client.exit_hook`) sends the same request
+through the pool of the base instance, and the call's outcome becomes the retry's.
 """
 
 from __future__ import annotations
@@ -34,23 +33,17 @@ from urllib.parse import urlsplit
 
 from urllib3._collections import HTTPHeaderDict
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.response import HTTPResponse
+from urllib3.response import BaseHTTPResponse, HTTPResponse
 
 from instpy.runtime.call import Call
 from instpy.runtime.governance import HttpFallback
+from instpy.runtime.hooks.client import admit, exit_hook, routed_url
 from instpy.runtime.hooks.http import (
-    Admission,
-    admit_outbound,
-    connection_refused,
-    finish,
-    mark_client,
     nested_client,
     outbound_resource,
     outgoing_headers,
     reason,
     route,
-    route_fallback,
-    unmark_client,
 )
 
 DISTRIBUTION = "urllib3"
@@ -145,20 +138,13 @@ def on_enter(call: Call) -> None:
         for name, value in extra:
             merged[name] = value
         params["headers"] = merged
-    outcome = admit_outbound(resource)
-    if isinstance(outcome, Admission):
-        call.data["entry"] = outcome
-        call.data["client"] = mark_client()
-        return
-    call.skip(_answer(method, full, outcome, params))
+    fallback = admit(call, resource)
+    if fallback is not None:
+        call.skip(_answer(method, full, fallback, params))
 
 
-def _retry_on_base(call: Call, routed: str) -> None:
-    """A lane instance refused the connection: send the same request to a base instance (the
-    request never reached the lane instance); the retry's outcome becomes the call's."""
-    base = route_fallback(routed)
-    if base is None:
-        return
+def _resend(call: Call, base: str) -> BaseHTTPResponse:
+    """The same request through the pool of the base instance (or the forward proxy's pool)."""
     params = call.params
     pool: HTTPConnectionPool = call.data["pool"]
     url: str = params["url"]
@@ -169,19 +155,8 @@ def _retry_on_base(call: Call, routed: str) -> None:
         url = base
     kwargs = {k: v for k, v in params.items() if k not in ("self", "method", "url", "response_kw")}
     kwargs.update(params["response_kw"])
-    try:
-        call.return_value = target.urlopen(params["method"], url, **kwargs)
-        call.exception = None
-    except Exception as exc:  # the base's own failure is the call's outcome
-        call.exception = exc
+    response: BaseHTTPResponse = target.urlopen(params["method"], url, **kwargs)
+    return response
 
 
-def on_exit(call: Call) -> None:
-    token = call.data.get("client")
-    if token is None:
-        return
-    routed = call.data.get("routed")
-    if routed is not None and call.exception is not None and connection_refused(call.exception):
-        _retry_on_base(call, routed)  # still marked as a client call: not governed twice
-    unmark_client(token)
-    finish(call.data.get("entry"), call.exception, getattr(call.return_value, "status", None))
+on_exit = exit_hook("status", routed_url, _resend)
