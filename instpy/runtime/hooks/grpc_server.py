@@ -95,6 +95,17 @@ def _code(context: Any) -> object:
     return code() if code is not None else None
 
 
+def _raised(entry: Admission, context: Any, exc: BaseException) -> None:
+    """Record a governed call that ended with `exc`: the client went away (the call or its
+    response stream was cancelled or closed: not the servicer's failure), or the servicer
+    raised, which fails the callee unless the code it set says the caller's (an abort with
+    INVALID_ARGUMENT, say)."""
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        entry.exit(None)
+    else:
+        entry.exit(exc if callee_error(_code(context), exc) else None)
+
+
 class _Governor:
     """Keeps one governed handler per method, rebuilt only if grpc hands out another handler."""
 
@@ -140,7 +151,7 @@ class SyncGovernor(_Governor, grpc.ServerInterceptor):  # type: ignore[misc]
         return self._governed(continuation(handler_call_details), handler_call_details.method)
 
     def _behavior(self, behavior: Behavior, resource: str, streams: bool) -> Behavior:
-        return _sync_stream(behavior, resource) if streams else _sync_unary(behavior, resource)
+        return _sync_behavior(behavior, resource, streams)
 
 
 def _sync_admit(resource: str, context: Any) -> Admission | None:
@@ -155,33 +166,20 @@ def _sync_admit(resource: str, context: Any) -> Admission | None:
     return result
 
 
-def _sync_unary(behavior: Behavior, resource: str) -> Behavior:
+def _sync_behavior(behavior: Behavior, resource: str, streams: bool) -> Behavior:
     def governed(argument: Any, context: Any) -> Any:
         entry = _sync_admit(resource, context)
         if entry is None:
             return behavior(argument, context)
         try:
-            response = behavior(argument, context)
+            result = behavior(argument, context)
         except BaseException as exc:
-            entry.exit(exc if callee_error(_code(context), exc) else None)
+            _raised(entry, context, exc)
             raise
+        if streams:  # the call ends with its response stream
+            return _sync_tracked(result, entry, context)
         entry.exit(callee_error(_code(context), None))
-        return response
-
-    return governed
-
-
-def _sync_stream(behavior: Behavior, resource: str) -> Behavior:
-    def governed(argument: Any, context: Any) -> Any:
-        entry = _sync_admit(resource, context)
-        if entry is None:
-            return behavior(argument, context)
-        try:
-            responses = behavior(argument, context)
-        except BaseException as exc:
-            entry.exit(exc if callee_error(_code(context), exc) else None)
-            raise
-        return _sync_tracked(responses, entry, context)
+        return result
 
     return governed
 
@@ -189,11 +187,8 @@ def _sync_stream(behavior: Behavior, resource: str) -> Behavior:
 def _sync_tracked(responses: Iterator[Any], entry: Admission, context: Any) -> Iterator[Any]:
     try:
         yield from responses
-    except GeneratorExit:
-        entry.exit(None)  # the client went away: not the servicer's failure
-        raise
     except BaseException as exc:
-        entry.exit(exc if callee_error(_code(context), exc) else None)
+        _raised(entry, context, exc)
         raise
     entry.exit(callee_error(_code(context), None))
 
@@ -233,11 +228,8 @@ def _aio_call(behavior: Behavior, resource: str) -> Behavior:
             return await behavior(argument, context)
         try:
             response = await behavior(argument, context)
-        except asyncio.CancelledError:
-            entry.exit(None)  # the client went away
-            raise
         except BaseException as exc:
-            entry.exit(exc if callee_error(_code(context), exc) else None)
+            _raised(entry, context, exc)
             raise
         entry.exit(callee_error(_code(context), None))
         return response
@@ -255,11 +247,8 @@ def _aio_stream(behavior: Behavior, resource: str) -> Behavior:
         try:
             async for item in behavior(argument, context):
                 yield item
-        except (asyncio.CancelledError, GeneratorExit):
-            entry.exit(None)
-            raise
         except BaseException as exc:
-            entry.exit(exc if callee_error(_code(context), exc) else None)
+            _raised(entry, context, exc)
             raise
         entry.exit(callee_error(_code(context), None))
 
