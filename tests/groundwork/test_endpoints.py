@@ -386,6 +386,98 @@ def test_aiohttp_every_route_form(tmp_path: Path) -> None:
     ]
 
 
+def test_aiohttp_class_based_views(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "shop/views.py": """
+                from aiohttp import web
+
+                class Readable(web.View):
+                    async def get(self): ...
+                    head = get  # an alias is an attribute all the same
+
+                class Item(Readable):
+                    async def delete(self): ...
+                    async def helper(self): ...
+            """,
+            "shop/app.py": """
+                from aiohttp import web
+                from shop import views
+                from shop.views import Item
+
+                routes = web.RouteTableDef()
+
+                @routes.view("/items")
+                class Items(web.View):
+                    async def get(self): ...
+                    async def post(self): ...
+                    def trace(self): ...  # not a method aiohttp's View dispatches here
+
+                class Empty(web.View):
+                    pass
+
+                async def anything(request): ...
+
+                def make():
+                    app = web.Application()
+                    app.add_routes(routes)
+                    app.router.add_view("/items/{id}", Item)
+                    app.add_routes([web.view("/empty", Empty), web.view("/plain", anything)])
+                    app.router.add_route("*", "/readable", views.Readable)
+                    return app
+            """,
+        },
+    )
+    report = discover_endpoints(root)
+    assert _table(report) == {
+        # one endpoint per method the view defines, as the runtime names its requests
+        ("aiohttp", "GET", "/items"),
+        ("aiohttp", "POST", "/items"),
+        ("aiohttp", "DELETE", "/items/{id}"),  # imported, with what it inherits
+        ("aiohttp", "GET", "/items/{id}"),
+        ("aiohttp", "HEAD", "/items/{id}"),
+        ("aiohttp", "GET", "/readable"),  # a `*` route to a view: the same
+        ("aiohttp", "HEAD", "/readable"),
+        ("aiohttp", "*", "/plain"),  # a function answers any method
+    }  # a view with no method of its own (Empty) is no endpoint
+    assert {(e.method, e.line, e.handler) for e in report.endpoints if e.path == "/items"} == {
+        ("GET", 8, "Items"), ("POST", 8, "Items")
+    }
+    assert report.warnings == ()
+    assert {e.resource for e in report.endpoints if e.path == "/items/{id}"} == {
+        "DELETE /items/{id}", "GET /items/{id}", "HEAD /items/{id}"
+    }
+
+
+def test_starlette_endpoint_classes_imported_and_inherited(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "views.py": """
+                from starlette.endpoints import HTTPEndpoint
+
+                class Base(HTTPEndpoint):
+                    async def get(self, request): ...
+
+                class Things(Base):
+                    async def put(self, request): ...
+            """,
+            "app.py": """
+                from starlette.applications import Starlette
+                from starlette.routing import Route
+                from views import Things
+
+                app = Starlette(routes=[Route("/things", Things)])
+            """,
+        },
+    )
+    assert _table(discover_endpoints(root)) == {
+        ("starlette", "GET", "/things"),
+        ("starlette", "PUT", "/things"),
+    }
+
+
 def test_django_includes_of_every_kind(tmp_path: Path) -> None:
     root = _write(
         tmp_path,

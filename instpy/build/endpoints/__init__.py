@@ -12,9 +12,12 @@ Django `path` and a decorator counts only on an object the framework created):
 * FastAPI: `@app.get/...`, `@router.post/...`, `api_route`, `add_api_route`, `APIRouter(prefix=)`,
   `include_router(prefix=)`.
 * Starlette: `Route(...)` in `routes=[...]` (inline or a list variable),
-  `Mount(path, routes=|app=)`, `app.add_route`, `app.mount`.
+  `Mount(path, routes=|app=)`, `app.add_route`, `app.mount`; an `HTTPEndpoint` class answers
+  the verbs it defines or inherits from a class in the tree.
 * aiohttp: `web.get(...)` and friends in `add_routes([...])`, `app.router.add_get/add_route/...`,
-  `@routes.get(...)` on a `RouteTableDef`, `add_subapp(prefix, app)`.
+  `@routes.get(...)` on a `RouteTableDef`, `add_subapp(prefix, app)`; class-based views
+  (`@routes.view` on a `web.View` subclass, `add_view`, `web.view`) as one endpoint per method
+  the class defines or inherits from a class in the tree.
 * Django: `urlpatterns` with `path()`, `re_path()`, `url()`, `include()` of a module in the tree.
 * gRPC: classes subclassing `<Service>Servicer` from a `*_pb2_grpc` module; the package comes
   from that module's generated method paths or from a `.proto` file in the tree.

@@ -1,16 +1,26 @@
 """aiohttp: route definitions (`web.get(...)` in `add_routes([...])`), `@routes.get(...)` on a
-`RouteTableDef`, `app.router.add_get/add_route/add_view`, and `add_subapp(prefix, app)`."""
+`RouteTableDef`, `app.router.add_get/add_route/add_view`, and `add_subapp(prefix, app)`.
+
+A class-based view (a `web.View` subclass, registered with `@routes.view(path)` on the class,
+`add_view`, `web.view` or a `*` route) is one endpoint per method it defines: aiohttp's route
+takes any method, the view answers those it has (`get`, `post`, ...; others 405), and the
+runtime names each request `METHOD template` with the request's method (hooks/aiohttp_server).
+"""
 
 from __future__ import annotations
 
+import ast
+
 from instpy.build.endpoints.calls import arg
 from instpy.build.endpoints.model import ANY_METHOD, HTTP_VERBS
+from instpy.build.endpoints.modules import Module
 from instpy.build.endpoints.scan import Site
 from instpy.build.endpoints.walk import Recognisers, Walk
 
 # Every form comes in these kinds: a verb (aiohttp has no TRACE shortcut), `route` (the method
 # is the first argument) and `view` (a class answering any method).
-_KINDS = (*HTTP_VERBS[:7], "route", "view")
+_VERBS = HTTP_VERBS[:7]
+_KINDS = (*_VERBS, "route", "view")
 _MODULES = ("aiohttp.web", "aiohttp.web_routedef")
 
 
@@ -24,7 +34,18 @@ def _route(w: Walk, at: Site, kind: str, handler: str | None) -> None:
     else:
         methods = [ANY_METHOD] if kind == "view" else [kind.upper()]
     view = handler if handler is not None else arg(at.call, first + 1, "handler")
+    if methods == [ANY_METHOD]:
+        methods = _view_methods(w, at.mod, view)
     w.s.add(at, methods, arg(at.call, first, "path"), view)
+
+
+def _view_methods(w: Walk, mod: Module, view: ast.expr | str | None) -> list[str]:
+    """What a route for any method answers: a view class the tree defines, the methods it
+    has, upper-cased as aiohttp matches them (none: no endpoint); any other handler, any."""
+    found = w.s.class_def(mod, view)
+    if found is None:
+        return [ANY_METHOD]
+    return sorted(m.upper() for m in w.s.class_methods(*found, _VERBS))
 
 
 def _decorator(w: Walk, at: Site, handler: str) -> None:
@@ -57,6 +78,7 @@ FAMILY = Recognisers(
         "aiohttp.web_routedef.RouteTableDef": ("aiohttp", None),
     },
     decorators={"aiohttp": _decorator},
+    class_decorators={"aiohttp": _decorator},
     method_calls={
         **{("aiohttp", f"add_{kind}"): _router_add for kind in _KINDS},
         ("aiohttp", "add_routes"): _add_routes,

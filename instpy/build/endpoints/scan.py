@@ -4,7 +4,7 @@ routes found, and the name resolution every recogniser shares."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +137,42 @@ class Scan:
             if all(m is not None for m in out):
                 return sorted({m.upper() for m in out if m is not None})
         return None
+
+    def class_def(self, mod: Module,
+                  expr: ast.expr | str | None) -> tuple[Module, ast.ClassDef] | None:
+        """The class `expr` (or the name of a decorated class) names, when the tree defines it:
+        in `mod`, or in a scanned module it is imported from; with the module defining it."""
+        if isinstance(expr, str):
+            expr = ast.Name(id=expr)
+        if isinstance(expr, ast.Name) and expr.id in mod.classes:
+            return mod, mod.classes[expr.id]
+        qual = self.qualname(mod, expr) if expr is not None else None
+        if qual and "." in qual:
+            owner, _, name = qual.rpartition(".")
+            other = self.find_module(owner)
+            if other is not None and other is not mod and name in other.classes:
+                return other, other.classes[name]
+        return None
+
+    def class_methods(self, mod: Module, cls: ast.ClassDef, names: Collection[str]) -> set[str]:
+        """Which of `names` the class has as attributes (methods, or aliases such as
+        `head = get`), its own or inherited from bases the tree defines: what a class-based view
+        finds with `getattr` when it dispatches a request by its method."""
+        found: set[str] = set()
+        todo: list[tuple[Module, ast.ClassDef]] = [(mod, cls)]
+        seen: set[int] = set()
+        while todo and len(seen) <= MAX_DEPTH:
+            where, node = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            for stmt in node.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    found.add(stmt.name)
+                elif isinstance(stmt, ast.Assign):
+                    found.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+            todo.extend(base for b in node.bases if (base := self.class_def(where, b)))
+        return found & set(names)
 
     def resolve(self, mod: Module, expr: ast.expr, depth: int = 0) -> str | None:
         """The container an expression names: a local, an imported name, or `app.router`."""

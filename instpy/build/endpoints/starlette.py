@@ -14,21 +14,16 @@ from instpy.build.endpoints.walk import Recognisers, Walk, verb_decorators
 
 def _route(w: Walk, at: Site) -> None:
     endpoint = arg(at.call, 1, "endpoint")
-    methods = w.s.methods(at.mod, kwarg(at.call, "methods"), _default_methods(at.mod, endpoint))
+    methods = w.s.methods(at.mod, kwarg(at.call, "methods"), _default_methods(w, at.mod, endpoint))
     w.s.add(at, methods, arg(at.call, 0, "path"), endpoint)
 
 
-def _default_methods(mod: Module, endpoint: ast.expr | None) -> list[str]:
+def _default_methods(w: Walk, mod: Module, endpoint: ast.expr | None) -> list[str]:
     """Starlette's default: a function answers GET; an HTTPEndpoint the verbs it defines."""
-    if isinstance(endpoint, ast.Name) and endpoint.id in mod.classes:
-        body = mod.classes[endpoint.id].body
-        verbs = sorted(
-            f.name.upper()
-            for f in body
-            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name in HTTP_VERBS
-        )
-        return verbs or [ANY_METHOD]
-    return ["GET"]
+    found = w.s.class_def(mod, endpoint)
+    if found is None:
+        return ["GET"]
+    return sorted(m.upper() for m in w.s.class_methods(*found, HTTP_VERBS)) or [ANY_METHOD]
 
 
 def _mount_entry(w: Walk, at: Site) -> None:

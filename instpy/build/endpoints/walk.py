@@ -20,7 +20,7 @@ from instpy.build.endpoints.modules import Module
 from instpy.build.endpoints.scan import Scan, Site
 
 Recogniser = Callable[["Walk", Site], None]
-DecoratorRecogniser = Callable[["Walk", Site, str], None]  # str: the decorated function's name
+DecoratorRecogniser = Callable[["Walk", Site, str], None]  # str: the decorated def's name
 ClassRecogniser = Callable[[Scan, Module, ast.ClassDef], None]
 K = TypeVar("K")
 V = TypeVar("V")
@@ -37,6 +37,8 @@ class Recognisers:
     route_lists: Mapping[str, str] = field(default_factory=dict)
     # container framework -> `@container.attr(...)` on a function
     decorators: Mapping[str, DecoratorRecogniser] = field(default_factory=dict)
+    # container framework -> `@container.attr(...)` on a class (aiohttp's `@routes.view`)
+    class_decorators: Mapping[str, DecoratorRecogniser] = field(default_factory=dict)
     # (container framework, attribute) -> `container.attr(...)`
     method_calls: Mapping[tuple[str, str], Recogniser] = field(default_factory=dict)
     # callee's qualified name -> an entry of a route list (`Route(...)`, `path(...)`)
@@ -51,6 +53,7 @@ class Recognisers:
             constructors=_union(f.constructors for f in families),
             route_lists=_union(f.route_lists for f in families),
             decorators=_union(f.decorators for f in families),
+            class_decorators=_union(f.class_decorators for f in families),
             method_calls=_union(f.method_calls for f in families),
             route_calls=_union(f.route_calls for f in families),
             classes=tuple(c for f in families for c in f.classes),
@@ -115,10 +118,12 @@ class Walk:
                     self._assignment(mod, node)
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     for dec in node.decorator_list:
-                        self._decorator(mod, node.name, dec)
+                        self._decorator(mod, node.name, dec, self.t.decorators)
                 elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                     self._method_call(mod, node, node.func)
                 elif isinstance(node, ast.ClassDef):
+                    for dec in node.decorator_list:
+                        self._decorator(mod, node.name, dec, self.t.class_decorators)
                     for recognise in self.t.classes:
                         recognise(self.s, mod, node)
             self._unlisted(mod)
@@ -151,7 +156,9 @@ class Walk:
                 if routes is not None:
                     self.route_list(mod, routes, cid)
 
-    def _decorator(self, mod: Module, fn_name: str, dec: ast.expr) -> None:
+    def _decorator(self, mod: Module, name: str, dec: ast.expr,
+                   table: Mapping[str, DecoratorRecogniser]) -> None:
+        """`dec` on the function or class `name`, recognised by the `table` of its kind."""
         if not (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute)):
             return
         attr = dec.func.attr
@@ -165,9 +172,9 @@ class Walk:
                                        "its app, router or blueprint")  # fmt: skip
             return
         framework = self.s.containers[cid].framework
-        recognise = self.t.decorators.get(framework)
+        recognise = table.get(framework)
         if recognise is not None:
-            recognise(self, Site(mod, dec, cid, framework, attr), fn_name)
+            recognise(self, Site(mod, dec, cid, framework, attr), name)
 
     def _method_call(self, mod: Module, call: ast.Call, func: ast.Attribute) -> None:
         cid = self.s.resolve(mod, func.value)
