@@ -42,10 +42,8 @@ def _route(w: Walk, at: Site, kind: str, handler: str | None) -> None:
 def _view_methods(w: Walk, mod: Module, view: ast.expr | str | None) -> list[str]:
     """What a route for any method answers: a view class the tree defines, the methods it
     has, upper-cased as aiohttp matches them (none: no endpoint); any other handler, any."""
-    found = w.s.class_def(mod, view)
-    if found is None:
-        return [ANY_METHOD]
-    return sorted(m.upper() for m in w.s.class_methods(*found, _VERBS))
+    verbs = w.s.class_verbs(mod, view, _VERBS)
+    return [ANY_METHOD] if verbs is None else verbs
 
 
 def _decorator(w: Walk, at: Site, handler: str) -> None:

@@ -154,12 +154,18 @@ class Scan:
                 return other, other.classes[name]
         return None
 
-    def class_methods(self, mod: Module, cls: ast.ClassDef, names: Collection[str]) -> set[str]:
-        """Which of `names` the class has as attributes (methods, or aliases such as
-        `head = get`), its own or inherited from bases the tree defines: what a class-based view
-        finds with `getattr` when it dispatches a request by its method."""
+    def class_verbs(self, mod: Module, expr: ast.expr | str | None,
+                    verbs: Collection[str]) -> list[str] | None:
+        """The HTTP methods a class-based view answers, upper-cased and sorted: which of `verbs`
+        the class `expr` names has as attributes (methods, or aliases such as `head = get`), its
+        own or inherited from classes the tree defines, as the view finds them with `getattr`
+        when it dispatches a request by its method. None when `expr` names no class of the
+        tree (a function, say)."""
+        found_class = self.class_def(mod, expr)
+        if found_class is None:
+            return None
         found: set[str] = set()
-        todo: list[tuple[Module, ast.ClassDef]] = [(mod, cls)]
+        todo: list[tuple[Module, ast.ClassDef]] = [found_class]
         seen: set[int] = set()
         while todo and len(seen) <= MAX_DEPTH:
             where, node = todo.pop()
@@ -172,7 +178,7 @@ class Scan:
                 elif isinstance(stmt, ast.Assign):
                     found.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
             todo.extend(base for b in node.bases if (base := self.class_def(where, b)))
-        return found & set(names)
+        return sorted(name.upper() for name in found & set(verbs))
 
     def resolve(self, mod: Module, expr: ast.expr, depth: int = 0) -> str | None:
         """The container an expression names: a local, an imported name, or `app.router`."""

@@ -20,10 +20,8 @@ def _route(w: Walk, at: Site) -> None:
 
 def _default_methods(w: Walk, mod: Module, endpoint: ast.expr | None) -> list[str]:
     """Starlette's default: a function answers GET; an HTTPEndpoint the verbs it defines."""
-    found = w.s.class_def(mod, endpoint)
-    if found is None:
-        return ["GET"]
-    return sorted(m.upper() for m in w.s.class_methods(*found, HTTP_VERBS)) or [ANY_METHOD]
+    verbs = w.s.class_verbs(mod, endpoint, HTTP_VERBS)
+    return ["GET"] if verbs is None else verbs or [ANY_METHOD]
 
 
 def _mount_entry(w: Walk, at: Site) -> None:
