@@ -11,13 +11,15 @@ import asyncio
 import concurrent.futures
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
-from service_support import REPO
+from service_support import REPO, Governed, governed
 
 SERVICE = REPO / "fixtures" / "grpc_shop"
 if str(SERVICE) not in sys.path:
@@ -120,29 +122,44 @@ class AioClient:
 
 
 class Stock(shop_pb2_grpc.StockServicer):  # type: ignore[misc]
-    """The dependency the shop's Relay calls: counts its calls; fails them while `failing`."""
+    """The dependency the shop's Relay calls: counts its calls and remembers the lane tags they
+    carried; answers with its name when it has one (an instance in a lane test), else with the
+    stock of the item asked for; fails its calls while `failing`."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
         self.hits = 0
+        self.tags: list[str | None] = []
         self.failing = False
         self._lock = threading.Lock()
 
     def Count(self, request: Any, context: grpc.ServicerContext) -> Any:
+        tag = dict(context.invocation_metadata()).get("x-mse-tag")
         with self._lock:
             self.hits += 1
+            self.tags.append(tag)
         if self.failing:
             context.abort(grpc.StatusCode.INTERNAL, "stock database is down")
-        return shop_pb2.Reply(text=f"stock has 42 for {request.name}")
+        return shop_pb2.Reply(text=self.name or f"stock has 42 for {request.name}")
 
 
 class StockServer:
-    """A plain gRPC server on loopback serving `Stock`; always stopped."""
+    """A plain gRPC server on loopback serving a `Stock`; always stopped."""
 
-    def __init__(self) -> None:
-        self.stock = Stock()
+    def __init__(self, name: str | None = None) -> None:
+        self.stock = Stock(name)
         self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
         shop_pb2_grpc.add_StockServicer_to_server(self.stock, self.server)
         self.port = int(self.server.add_insecure_port("127.0.0.1:0"))
+        self.address = f"127.0.0.1:{self.port}"
+
+    @property
+    def hits(self) -> int:
+        return self.stock.hits
+
+    @property
+    def tags(self) -> list[str | None]:
+        return self.stock.tags
 
     def __enter__(self) -> StockServer:
         self.server.start()
@@ -150,3 +167,28 @@ class StockServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop(grace=None).wait(10)
+
+
+@dataclass
+class Shop(Governed):
+    """The governed shop being served (`sync`: grpc.server, `aio`: grpc.aio.server) and a
+    client of the same kind."""
+
+    kind: str
+    client: SyncClient | AioClient
+
+
+@contextmanager
+def serve_shop(kind: str, tree: Path, key: str, tmp: Path, stock_target: str,
+               rules: str = "rules: []\n") -> Iterator[Shop]:
+    """Serve the governed shop's `kind` server, its Relay calling `stock_target`; the client is
+    closed afterwards. The caller makes the first call (it starts the engine), then `ready()`."""
+    entry = "sync_server.py" if kind == "sync" else "aio_server.py"
+    with governed([sys.executable, entry], tree, key, tmp, {"STOCK_TARGET": stock_target},
+                  rules) as served:
+        client = SyncClient(served.port) if kind == "sync" else AioClient(served.port)
+        try:
+            yield Shop(served.port, served.governance, served.log, served.metrics_url, kind,
+                       client)
+        finally:
+            client.close()

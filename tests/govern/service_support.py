@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server as http_server
+import json
 import os
 import socket
 import subprocess
@@ -15,9 +16,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
+# What a governed service logs when it applied (or rejected) an edit of governance.yaml.
+APPLIED = '"event": "config_applied"'
+REJECTED = '"event": "config_rejected"'
 
 
 def free_port() -> int:
@@ -38,6 +42,21 @@ def mint_key(namespace: str = "shop") -> str:
     out = instpy("license", "new", "--namespace", namespace)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
+
+
+def build(service: Path, out: Path, key: str, *options: str) -> str:
+    """`instpy build SERVICE --govern OPTIONS -o OUT --no-cache`, bound to `key`; asserts it
+    succeeded and returns what it printed."""
+    done = instpy("build", str(service), "--govern", *options, "-o", str(out), "--no-cache",
+                  env={"INSTPY_LICENSE_KEY": key})
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def build_tree(service: Path, out: Path, key: str) -> Path:
+    """The governed tree of `service` at `out`."""
+    build(service, out, key, "--format", "tree")
+    return out
 
 
 @dataclass
@@ -128,14 +147,20 @@ class LoopbackServer:
 
 
 class Dependency(LoopbackServer):
-    """Answers every GET with 200 and a fixed body; counts the calls it gets."""
+    """A downstream service on loopback: paths starting with `/broken` answer 500, any other
+    path 200 with a fixed body; counts its calls, in all (`hits`) and per path (`paths`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.hits = 0
+        self.paths: dict[str, int] = {}
+        self.base = f"http://127.0.0.1:{self.port}"
 
     def answer(self, request: http_server.BaseHTTPRequestHandler) -> tuple[int, bytes]:
         self.hits += 1
+        self.paths[request.path] = self.paths.get(request.path, 0) + 1
+        if request.path.startswith("/broken"):
+            return 500, b"dependency is broken"
         return 200, b"dependency says hi"
 
 
@@ -154,3 +179,61 @@ def until(predicate: object, timeout: float = 3.0) -> float:
             return time.monotonic() - start
         time.sleep(0.02)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@dataclass
+class Governed:
+    """A governed service being served: its port, its governance.yaml, its log, its metrics."""
+
+    port: int
+    governance: Path
+    log: Path
+    metrics_url: str
+
+    def metrics(self) -> str:
+        return http("GET", self.metrics_url).body
+
+    def rules(self, text: str, live: str = APPLIED, *, timeout: float = 3.0) -> float:
+        """Write governance.yaml; wait until the log says it was applied (or rejected)."""
+        if self.governance.read_text() == text:
+            return 0.0  # unchanged: nothing to reload
+        before = self.log.read_text().count(live)
+        write_rules(self.governance, text)
+        return until(lambda: self.log.read_text().count(live) > before, timeout)
+
+    def ready(self) -> None:
+        """Wait for the metrics endpoint, which the first governed request starts."""
+        until(lambda: http("GET", self.metrics_url).status == 200, 10)
+
+
+@contextmanager
+def governed(cmd: Sequence[str], tree: Path, key: str, tmp: Path,
+             env: Mapping[str, str] | None = None, rules: str = "rules: []\n",
+             ) -> Iterator[Governed]:
+    """Serve the governed tree with `cmd` (`{port}` is replaced; the port is also in `PORT`),
+    governance.yaml starting as `rules`; `env` adds to or overrides what it is given."""
+    port, metrics_port = free_port(), free_port()
+    governance = tmp / "governance.yaml"
+    governance.write_text(rules)
+    log = tmp / "server.log"
+    full_env = {
+        "PYTHONPATH": str(tree), "PORT": str(port), "INSTPY_GOVERNANCE": str(governance),
+        "INSTPY_METRICS_PORT": str(metrics_port), "INSTPY_LICENSE_KEY": key, **(env or {}),
+    }
+    with serve([c.replace("{port}", str(port)) for c in cmd], port, full_env, tree, log):
+        yield Governed(port, governance, log, f"http://127.0.0.1:{metrics_port}/metrics")
+
+
+def probe(code: str, tree: Path, key: str, governance: Path, *options: str,
+          **env: str) -> tuple[Any, str]:
+    """Run `code` on the governed tree in a process of its own (`options` go to the interpreter,
+    `env` adds to the governed environment); assert it succeeded. Its last line of output read
+    as JSON, and what it wrote to stderr."""
+    done = subprocess.run(
+        [sys.executable, *options, "-c", code], cwd=tree, capture_output=True, text=True,
+        check=False, timeout=60,
+        env={"PYTHONPATH": str(tree), "INSTPY_GOVERNANCE": str(governance),
+             "INSTPY_LICENSE_KEY": key, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr

@@ -7,39 +7,28 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_support import REPO, Dependency, free_port, mint_key, until, write_rules
-from web_support import REJECTED, Server, build, start
+from service_support import REJECTED, REPO, Dependency, build_tree, probe, until, write_rules
+from web_support import (
+    Server,
+    breaker_opens_on_failures,
+    client_breaker_opens_on_connection_errors,
+    concurrency_limit_holds,
+    query_hot_parameter_holds,
+    start,
+)
 
 SERVICE = REPO / "fixtures" / "aiohttp_shop"
 
 
 @pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
-
-
-@pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
-    return build(SERVICE, tmp_path_factory.mktemp("aiohttp") / "governed", key)
-
-
-@pytest.fixture(scope="module")
-def dependency() -> Iterator[Dependency]:
-    with Dependency() as dep:
-        yield dep
-
-
-@pytest.fixture(scope="module")
-def dead_url() -> str:
-    """Where nothing listens."""
-    return f"http://127.0.0.1:{free_port()}/down"
+    return build_tree(SERVICE, tmp_path_factory.mktemp("aiohttp") / "governed", key)
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +76,7 @@ def test_metrics_under_the_canonical_path_and_404_is_not_governed(svc: Server) -
 
 
 def test_concurrency_limit_holds_and_the_handler_never_runs_for_blocked(svc: Server) -> None:
-    svc.rules('rules:\n  - resource: "GET /slow"\n    concurrency: {max: 2}\n')
-    replies = svc.burst("/slow?ms=600", 6)
-    passed = [r for r in replies if r.status == 200]
-    assert 1 <= len(passed) <= 2
-    assert sum(r.status == 429 for r in replies) == 6 - len(passed)
-    assert max(json.loads(r.body)["peak"] for r in passed) <= 2
+    concurrency_limit_holds(svc, "GET", "/slow")
 
 
 def test_throttled_requests_wait_without_blocking_the_loop(svc: Server) -> None:
@@ -117,23 +101,12 @@ def test_hot_parameter_from_query_and_from_the_path(svc: Server) -> None:
         '  - resource: "GET /users/{id}"\n'
         '    hot_param: {from: path, name: id, qps: 100, items: {"13": 0}}\n'
     )
-    plain = [svc.get("/search?uid=u1").status for _ in range(8)]
-    assert plain.count(200) <= 3 and plain.count(429) >= 5
-    assert all(svc.get("/search?uid=vip-1").status == 200 for _ in range(8))
+    query_hot_parameter_holds(svc, "/search")
     assert svc.get("/users/13").status == 429 and svc.get("/users/12").status == 200
 
 
 def test_breaker_opens_on_5xx_and_answers_with_its_fallback(svc: Server) -> None:
-    svc.rules(
-        'rules:\n  - resource: "GET /flaky"\n'
-        "    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 4, "
-        "window: 10s, recovery: 30s}\n"
-        '    fallback: {status: 503, body: "flaky is switched off"}\n'
-    )
-    replies = [svc.get("/flaky") for _ in range(8)]
-    assert [r.body for r in replies[:4]] == ["broken"] * 4
-    assert replies[-1].status == 503 and replies[-1].body == "flaky is switched off"
-    assert svc.metric("instpy_circuit_breaker_state", "GET /flaky") == 1
+    breaker_opens_on_failures(svc, "GET /flaky", "/flaky")
 
 
 def test_a_rule_edit_takes_effect_within_a_second(svc: Server) -> None:
@@ -165,17 +138,7 @@ def test_client_calls_count_once_and_degrade_skips_the_dependency(svc: Server) -
 
 
 def test_client_breaker_opens_on_connection_errors(svc: Server, dead_url: str) -> None:
-    resource = "GET " + dead_url
-    svc.rules(
-        f'rules:\n  - resource: "{resource}"\n'
-        "    circuit_breaker: {strategy: error_count, threshold: 3, min_requests: 3, "
-        "window: 10s, recovery: 30s}\n"
-        '    fallback: {status: 503, body: "breaker open"}\n'
-    )
-    replies = [svc.get("/dead") for _ in range(5)]
-    assert [r.body for r in replies[:3]] == ["dependency down"] * 3
-    assert replies[-1].status == 503 and replies[-1].body == "breaker open"
-    assert svc.metric("instpy_circuit_breaker_state", resource) == 1
+    client_breaker_opens_on_connection_errors(svc, dead_url, "/dead")
 
 
 PROBE = """
@@ -226,14 +189,8 @@ def test_the_fallback_is_a_response_used_the_usual_ways(tree: Path, key: str,
         'headers: {Retry-After: "2"}}\n'
     )
     hits = dependency.hits
-    done = subprocess.run(
-        [sys.executable, "-W", "error::ResourceWarning", "-c", PROBE], cwd=tree,
-        capture_output=True, text=True, check=False,
-        env={"PYTHONPATH": str(tree), "INSTPY_GOVERNANCE": str(governance),
-             "INSTPY_LICENSE_KEY": key, "DEP_PORT": str(dependency.port)},
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out, stderr = probe(PROBE, tree, key, governance, "-W", "error::ResourceWarning",
+                        DEP_PORT=str(dependency.port))
     url = f"http://127.0.0.1:{dependency.port}/dep"
     assert out["ctx"] == [503, "Service Unavailable", False, "application/json",
                           '{"down": true}', {"down": True}, "2", url + "?q=1", "GET"]
@@ -241,4 +198,4 @@ def test_the_fallback_is_a_response_used_the_usual_ways(tree: Path, key: str,
     assert out["stream"] == '{"down": true}'
     assert out["raised"] == 503 and out["strict"] == 503 and out["base_url"] == 503
     assert dependency.hits == hits
-    assert "hook_failure" not in done.stderr and "Traceback" not in done.stderr
+    assert "hook_failure" not in stderr and "Traceback" not in stderr

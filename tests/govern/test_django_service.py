@@ -13,26 +13,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_support import REPO, Dependency, mint_key, until, write_rules
-from web_support import REJECTED, Server, build, start
+from service_support import REJECTED, REPO, Dependency, build_tree, until, write_rules
+from web_support import (
+    Server,
+    breaker_opens_on_failures,
+    concurrency_limit_holds,
+    query_hot_parameter_holds,
+    start,
+)
 
 SERVICE = REPO / "fixtures" / "django_shop"
 
 
 @pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
-
-
-@pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
-    return build(SERVICE, tmp_path_factory.mktemp("django") / "governed", key)
-
-
-@pytest.fixture(scope="module")
-def dependency() -> Iterator[Dependency]:
-    with Dependency() as dep:
-        yield dep
+    return build_tree(SERVICE, tmp_path_factory.mktemp("django") / "governed", key)
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +100,7 @@ def test_metrics_under_the_route_template_and_404_is_not_governed(
 def test_concurrency_limit_holds_and_the_view_never_runs_for_blocked(
         server: str, path: str, request: pytest.FixtureRequest) -> None:
     svc: Server = request.getfixturevalue(server)
-    svc.rules(f'rules:\n  - resource: "GET {path}"\n    concurrency: {{max: 2}}\n')
-    replies = svc.burst(f"{path}?ms=600", 6)
-    passed = [r for r in replies if r.status == 200]
-    assert 1 <= len(passed) <= 2
-    assert sum(r.status == 429 for r in replies) == 6 - len(passed)
-    assert max(json.loads(r.body)["peak"] for r in passed) <= 2
+    concurrency_limit_holds(svc, "GET", path)
 
 
 def test_hot_parameter_from_query_and_from_the_path(wsgi: Server) -> None:
@@ -120,24 +110,13 @@ def test_hot_parameter_from_query_and_from_the_path(wsgi: Server) -> None:
         '  - resource: "GET /users/<int:user_id>/"\n'
         '    hot_param: {from: path, name: user_id, qps: 100, items: {"13": 0}}\n'
     )
-    plain = [wsgi.get("/search/?uid=u1").status for _ in range(8)]
-    assert plain.count(200) <= 3 and plain.count(429) >= 5
-    assert all(wsgi.get("/search/?uid=vip-1").status == 200 for _ in range(8))
+    query_hot_parameter_holds(wsgi, "/search/")
     assert wsgi.get("/search/?uid=u2").status == 200
     assert wsgi.get("/users/13/").status == 429 and wsgi.get("/users/12/").status == 200
 
 
 def test_breaker_opens_on_5xx_and_answers_with_its_fallback(asgi: Server) -> None:
-    asgi.rules(
-        'rules:\n  - resource: "GET /flaky/"\n'
-        "    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 4, "
-        "window: 10s, recovery: 30s}\n"
-        '    fallback: {status: 503, body: "flaky is switched off"}\n'
-    )
-    replies = [asgi.get("/flaky/") for _ in range(8)]
-    assert [r.body for r in replies[:4]] == ["broken"] * 4
-    assert replies[-1].status == 503 and replies[-1].body == "flaky is switched off"
-    assert asgi.metric("instpy_circuit_breaker_state", "GET /flaky/") == 1
+    breaker_opens_on_failures(asgi, "GET /flaky/", "/flaky/")
 
 
 @pytest.mark.parametrize("server", ["asgi", "wsgi"])

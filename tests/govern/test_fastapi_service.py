@@ -13,24 +13,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from asgi_support import Service, build, uvicorn
-from service_support import REPO, mint_key, until, write_rules
+from asgi_support import uvicorn
+from service_support import REPO, build_tree, until, write_rules
+from web_support import (
+    BREAKER_COUNT,
+    Server,
+    breaker_opens_on_failures,
+    concurrency_limit_holds,
+    query_hot_parameter_holds,
+)
 
 SERVICE = REPO / "fixtures" / "fastapi_shop"
 
 
 @pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
-
-
-@pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
-    return build(SERVICE, tmp_path_factory.mktemp("fastapi") / "tree", key)
+    return build_tree(SERVICE, tmp_path_factory.mktemp("fastapi") / "tree", key)
 
 
 @pytest.fixture(scope="module")
-def app(tree: Path, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def app(tree: Path, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from uvicorn(tree, key, tmp_path_factory.mktemp("serve"), "/greet2a")
 
 
@@ -62,7 +64,7 @@ def test_the_build_governs_routing_and_both_httpx_clients(tree: Path) -> None:
 # -- inbound ----------------------------------------------------------------------------------
 
 
-def test_every_endpoint_has_metrics_under_its_route_template(app: Service) -> None:
+def test_every_endpoint_has_metrics_under_its_route_template(app: Server) -> None:
     assert json.loads(app.get("/users/7").body) == {"id": 7}
     assert json.loads(app.get("/catalog/items/pen").body) == {"item": "pen"}
     app.get("/greet2a")
@@ -71,7 +73,7 @@ def test_every_endpoint_has_metrics_under_its_route_template(app: Service) -> No
         assert f'instpy_requests_passed_total{{resource="{resource}"}}' in text, resource
 
 
-def test_qps_rule_answers_with_the_configured_fallback_while_others_pass(app: Service) -> None:
+def test_qps_rule_answers_with_the_configured_fallback_while_others_pass(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "GET /greet1a"\n    flow: {qps: 1}\n'
         '    fallback: {status: 429, body: "too many requests to /greet1a", '
@@ -85,7 +87,7 @@ def test_qps_rule_answers_with_the_configured_fallback_while_others_pass(app: Se
     assert all(app.get("/greet2a").status == 200 for _ in range(5))
 
 
-def test_included_router_and_sync_endpoint_are_blocked(app: Service) -> None:
+def test_included_router_and_sync_endpoint_are_blocked(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "GET /catalog/items/{item_id}"\n    flow: {qps: 0}\n'
         '  - resource: "GET /greet2a"\n    flow: {qps: 0}\n'
@@ -95,40 +97,24 @@ def test_included_router_and_sync_endpoint_are_blocked(app: Service) -> None:
     assert app.get("/users/1").status == 200
 
 
-def test_concurrency_limit_holds_and_the_endpoint_never_runs_for_blocked(app: Service) -> None:
-    app.rules('rules:\n  - resource: "POST /slow"\n    concurrency: {max: 2}\n')
-    replies = app.burst("POST", "/slow?ms=600", 6)
-    passed = [r for r in replies if r.status == 200]
-    assert 1 <= len(passed) <= 2
-    assert sum(r.status == 429 for r in replies) == 6 - len(passed)
-    assert max(json.loads(r.body)["peak"] for r in passed) <= 2
+def test_concurrency_limit_holds_and_the_endpoint_never_runs_for_blocked(app: Server) -> None:
+    concurrency_limit_holds(app, "POST", "/slow")
 
 
-def test_hot_parameter_limits_each_query_value_with_exceptions(app: Service) -> None:
+def test_hot_parameter_limits_each_query_value_with_exceptions(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "GET /search"\n'
         '    hot_param: {from: query, name: uid, qps: 2, burst: 0, items: {"vip-1": 100}}\n'
     )
-    plain = [app.get("/search?uid=u1").status for _ in range(8)]
-    assert plain.count(200) <= 3 and plain.count(429) >= 5
-    assert all(app.get("/search?uid=vip-1").status == 200 for _ in range(8))
+    query_hot_parameter_holds(app, "/search")
     assert app.get("/search?uid=u2").status == 200
 
 
-def test_breaker_opens_on_5xx_and_answers_with_its_fallback(app: Service) -> None:
-    app.rules(
-        'rules:\n  - resource: "GET /flaky"\n'
-        "    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 4, "
-        "window: 10s, recovery: 30s}\n"
-        '    fallback: {status: 503, body: "flaky is switched off"}\n'
-    )
-    replies = [app.get("/flaky") for _ in range(8)]
-    assert [r.body for r in replies[:4]] == ["broken"] * 4
-    assert replies[-1].status == 503 and replies[-1].body == "flaky is switched off"
-    assert 'instpy_circuit_breaker_state{resource="GET /flaky"} 1' in app.metrics()
+def test_breaker_opens_on_5xx_and_answers_with_its_fallback(app: Server) -> None:
+    breaker_opens_on_failures(app, "GET /flaky", "/flaky")
 
 
-def test_exceptions_are_errors_and_http_4xx_are_not(app: Service) -> None:
+def test_exceptions_are_errors_and_http_4xx_are_not(app: Server) -> None:
     app.rules("rules: []\n")
     before = app.metrics()
     assert app.get("/boom").status == 500
@@ -140,7 +126,7 @@ def test_exceptions_are_errors_and_http_4xx_are_not(app: Service) -> None:
         before, errors, "GET /users/{user_id}")
 
 
-def test_a_rule_edit_takes_effect_within_a_second(app: Service) -> None:
+def test_a_rule_edit_takes_effect_within_a_second(app: Server) -> None:
     app.rules("rules: []\n")
     assert all(app.get("/users/1").status == 200 for _ in range(3))
     write_rules(app.governance, 'rules:\n  - resource: "GET /users/{user_id}"\n'
@@ -153,34 +139,32 @@ def test_a_rule_edit_takes_effect_within_a_second(app: Service) -> None:
 
 
 @pytest.mark.parametrize("client", ["async", "sync"])
-def test_outbound_degrade_answers_without_calling_the_dependency(app: Service,
+def test_outbound_degrade_answers_without_calling_the_dependency(app: Server,
                                                                  client: str) -> None:
     dep = app.dependency
     app.rules("rules: []\n")
-    hits = dep.hits.get("/dep", 0)
+    hits = dep.paths.get("/dep", 0)
     assert app.get(f"/dependency/{client}").body == "dependency says hi"
-    assert dep.hits["/dep"] == hits + 1
+    assert dep.paths["/dep"] == hits + 1
     app.rules(
         f'rules:\n  - resource: "GET {dep.base}/dep"\n'
         '    degrade: true\n    fallback: {status: 503, body: "dependency cut off"}\n'
     )
     replies = [app.get(f"/dependency/{client}") for _ in range(3)]
     assert all(r.status == 503 and r.body == "dependency cut off" for r in replies)
-    assert dep.hits["/dep"] == hits + 1
+    assert dep.paths["/dep"] == hits + 1
     assert f'instpy_requests_blocked_total{{resource="GET {dep.base}/dep",family="degrade"}}' \
         in app.metrics()
 
 
 @pytest.mark.parametrize("client", ["async", "sync"])
-def test_outbound_breaker_stops_calling_a_failing_dependency(app: Service, client: str) -> None:
+def test_outbound_breaker_stops_calling_a_failing_dependency(app: Server, client: str) -> None:
     dep = app.dependency
     app.rules(
-        f'rules:\n  - resource: "GET {dep.base}/broken-{client}"\n'
-        "    circuit_breaker: {strategy: error_count, threshold: 3, min_requests: 3, "
-        "window: 10s, recovery: 30s}\n"
-        '    fallback: {status: 503, body: "dependency is resting"}\n'
+        f'rules:\n  - resource: "GET {dep.base}/broken-{client}"\n' + BREAKER_COUNT
+        + '    fallback: {status: 503, body: "dependency is resting"}\n'
     )
     replies = [app.get(f"/dependency/{client}?path=broken-{client}") for _ in range(6)]
     assert [r.body for r in replies[:3]] == ["dependency is broken"] * 3
     assert all(r.status == 503 and r.body == "dependency is resting" for r in replies[3:])
-    assert dep.hits[f"/broken-{client}"] == 3
+    assert dep.paths[f"/broken-{client}"] == 3

@@ -6,7 +6,6 @@ mode; each test writes the governance.yaml it needs and waits for it to take eff
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import subprocess
 import sys
@@ -16,25 +15,26 @@ from pathlib import Path
 
 import pytest
 from service_support import (
+    APPLIED,
+    REJECTED,
     REPO,
     Dependency,
-    Reply,
-    free_port,
-    http,
+    build,
     instpy,
     mint_key,
-    serve,
     until,
     write_rules,
+)
+from web_support import (
+    Server,
+    breaker_opens_on_failures,
+    concurrency_limit_holds,
+    query_hot_parameter_holds,
+    start,
 )
 
 SERVICE = REPO / "fixtures" / "flask_shop"
 USER_RULES = SERVICE / "instpy-rules.yaml"
-
-
-@pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
 
 
 @dataclass
@@ -45,10 +45,7 @@ class Built:
 
 def _build(tmp: Path, key: str, fmt: str) -> Built:
     out = tmp / f"governed-{fmt}"
-    done = instpy("build", str(SERVICE), "--govern", "-r", str(USER_RULES), "--format", fmt,
-                  "-o", str(out), "--no-cache", env={"INSTPY_LICENSE_KEY": key})
-    assert done.returncode == 0, done.stderr
-    return Built(out, done.stdout + done.stderr)
+    return Built(out, build(SERVICE, out, key, "-r", str(USER_RULES), "--format", fmt))
 
 
 @pytest.fixture(scope="module")
@@ -56,60 +53,16 @@ def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Built:
     return _build(tmp_path_factory.mktemp("tree"), key, "tree")
 
 
-@dataclass
-class Service:
-    base: str
-    governance: Path
-    metrics: str
-    dependency: Dependency
-    log: Path
-
-    def get(self, path: str) -> Reply:
-        return http("GET", self.base + path)
-
-    def post(self, path: str) -> Reply:
-        return http("POST", self.base + path)
-
-    def rules(self, text: str, live: str, *, timeout: float = 3.0) -> float:
-        """Write governance.yaml; wait until the log says it was applied (or rejected)."""
-        before = self.log.read_text().count(live)
-        write_rules(self.governance, text)
-        return until(lambda: self.log.read_text().count(live) > before, timeout)
-
-
 def _start(cmd: list[str], cwd: Path, pythonpath: str, key: str,
-           tmp: Path) -> Iterator[Service]:
-    port, metrics_port = free_port(), free_port()
-    governance = tmp / "governance.yaml"
-    governance.write_text("rules: []\n")
-    log = tmp / "server.log"
+           tmp: Path) -> Iterator[Server]:
     with Dependency() as dep:
-        env = {
-            "PYTHONPATH": pythonpath, "PORT": str(port), "INSTPY_GOVERNANCE": str(governance),
-            "INSTPY_METRICS_PORT": str(metrics_port), "INSTPY_LICENSE_KEY": key,
-            "DEPENDENCY_URL": f"http://127.0.0.1:{dep.port}/dep",
-        }
-        with serve([c.replace("{port}", str(port)) for c in cmd], port, env, cwd, log):
-            svc = Service(f"http://127.0.0.1:{port}", governance,
-                          f"http://127.0.0.1:{metrics_port}/metrics", dep, log)
-            svc.get("/greet2a")  # the first governed request starts the engine
-            until(lambda: http("GET", svc.metrics).status == 200, 10)
-            yield svc
+        yield from start(cmd, cwd, key, tmp, dep, "/greet2a", {"PYTHONPATH": pythonpath})
 
 
 @pytest.fixture(scope="module")
-def app(tree: Built, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def app(tree: Built, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _start([sys.executable, "app.py"], tree.out, str(tree.out), key,
                       tmp_path_factory.mktemp("app"))
-
-
-APPLIED = '"event": "config_applied"'
-REJECTED = '"event": "config_rejected"'
-
-
-def burst(svc: Service, method: str, path: str, n: int) -> list[Reply]:
-    with concurrent.futures.ThreadPoolExecutor(n) as pool:
-        return list(pool.map(lambda _: http(method, svc.base + path), range(n)))
 
 
 # -- the build ------------------------------------------------------------------------------
@@ -186,7 +139,7 @@ def test_a_wrong_runtime_key_turns_governance_off(tree: Built) -> None:
 # -- the governed service -------------------------------------------------------------------
 
 
-def test_qps_rule_answers_429_with_the_configured_body_while_others_pass(app: Service) -> None:
+def test_qps_rule_answers_429_with_the_configured_body_while_others_pass(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "GET /greet1a"\n    flow: {qps: 1}\n'
         '    fallback: {status: 429, body: "too many requests to /greet1a", '
@@ -201,51 +154,33 @@ def test_qps_rule_answers_429_with_the_configured_body_while_others_pass(app: Se
     assert all(app.get("/greet2a").status == 200 for _ in range(5))
 
 
-def test_every_endpoint_has_metrics_under_its_route_template(app: Service) -> None:
+def test_every_endpoint_has_metrics_under_its_route_template(app: Server) -> None:
     assert app.get("/users/7").body.strip() == '{"id":7}'
     app.get("/greet2a")
-    text = http("GET", app.metrics).body
+    text = app.metrics()
     assert 'instpy_requests_passed_total{resource="GET /users/<int:user_id>"}' in text
     assert 'instpy_requests_passed_total{resource="GET /greet2a"}' in text
 
 
-def test_concurrency_limit_holds_and_the_view_never_runs_for_blocked(app: Service) -> None:
-    app.rules('rules:\n  - resource: "POST /slow"\n    concurrency: {max: 2}\n', APPLIED)
-    replies = burst(app, "POST", "/slow?ms=600", 6)
-    passed = [r for r in replies if r.status == 200]
-    assert 1 <= len(passed) <= 2
-    assert sum(r.status == 429 for r in replies) == 6 - len(passed)
-    assert max(json.loads(r.body)["peak"] for r in passed) <= 2
+def test_concurrency_limit_holds_and_the_view_never_runs_for_blocked(app: Server) -> None:
+    concurrency_limit_holds(app, "POST", "/slow")
 
 
-def test_hot_parameter_limits_each_value_with_exceptions(app: Service) -> None:
+def test_hot_parameter_limits_each_value_with_exceptions(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "GET /search"\n'
         '    hot_param: {from: query, name: uid, qps: 2, burst: 0, items: {"vip-1": 100}}\n',
         APPLIED,
     )
-    plain = [app.get("/search?uid=u1").status for _ in range(8)]
-    assert plain.count(200) <= 3 and plain.count(429) >= 5
-    assert all(app.get("/search?uid=vip-1").status == 200 for _ in range(8))
+    query_hot_parameter_holds(app, "/search")
     assert app.get("/search?uid=u2").status == 200
 
 
-def test_breaker_opens_on_errors_and_answers_with_its_fallback(app: Service) -> None:
-    app.rules(
-        'rules:\n  - resource: "GET /flaky"\n'
-        "    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 4, "
-        "window: 10s, recovery: 30s}\n"
-        '    fallback: {status: 503, body: "flaky is switched off"}\n',
-        APPLIED,
-    )
-    replies = [app.get("/flaky") for _ in range(8)]
-    assert [r.body for r in replies[:4]] == ["broken"] * 4
-    assert replies[-1].status == 503 and replies[-1].body == "flaky is switched off"
-    text = http("GET", app.metrics).body
-    assert 'instpy_circuit_breaker_state{resource="GET /flaky"} 1' in text
+def test_breaker_opens_on_errors_and_answers_with_its_fallback(app: Server) -> None:
+    breaker_opens_on_failures(app, "GET /flaky", "/flaky")
 
 
-def test_a_rule_edit_takes_effect_within_a_second(app: Service) -> None:
+def test_a_rule_edit_takes_effect_within_a_second(app: Server) -> None:
     app.rules("rules: []\n", APPLIED)
     assert all(app.get("/users/1").status == 200 for _ in range(3))
     write_rules(app.governance, 'rules:\n  - resource: "GET /users/<int:user_id>"\n'
@@ -254,7 +189,7 @@ def test_a_rule_edit_takes_effect_within_a_second(app: Service) -> None:
     assert took < 1.0, f"rule took {took:.2f}s to take effect"
 
 
-def test_a_broken_edit_keeps_the_last_good_rules(app: Service) -> None:
+def test_a_broken_edit_keeps_the_last_good_rules(app: Server) -> None:
     app.rules('rules:\n  - resource: "GET /greet1a"\n    flow: {qps: 0}\n', APPLIED)
     assert app.get("/greet1a").status == 429
     app.rules('rules:\n  - resource: "GET /greet1a"\n    flow: {qps: -1}\n', REJECTED)
@@ -265,7 +200,7 @@ def test_a_broken_edit_keeps_the_last_good_rules(app: Service) -> None:
     assert all(app.get("/greet1a").status == 429 for _ in range(3))
 
 
-def test_outbound_degrade_answers_without_calling_the_dependency(app: Service) -> None:
+def test_outbound_degrade_answers_without_calling_the_dependency(app: Server) -> None:
     app.rules("rules: []\n", APPLIED)
     hits = app.dependency.hits
     assert app.get("/dependency").body == "dependency says hi"
@@ -280,7 +215,7 @@ def test_outbound_degrade_answers_without_calling_the_dependency(app: Service) -
     assert app.dependency.hits == hits + 1
 
 
-def test_method_level_rule_raises_the_configured_exception(app: Service) -> None:
+def test_method_level_rule_raises_the_configured_exception(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "shop.orders:OrderService.create"\n    flow: {qps: 1}\n'
         '    fallback: {raise: "shop.orders:Unavailable", message: "orders are closed"}\n',
@@ -292,7 +227,7 @@ def test_method_level_rule_raises_the_configured_exception(app: Service) -> None
     assert json.loads(replies[-1].body) == {"error": "orders are closed"}
 
 
-def test_key_never_appears_in_the_service_log(app: Service, key: str) -> None:
+def test_key_never_appears_in_the_service_log(app: Server, key: str) -> None:
     assert key not in app.log.read_text()
 
 

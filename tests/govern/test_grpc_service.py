@@ -9,34 +9,22 @@ service in this process through the shop's own (governed) client channel, sync o
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
 import pytest
-from grpc_support import SERVICE, AioClient, StockServer, SyncClient
-from service_support import free_port, http, instpy, mint_key, serve, until, write_rules
+from grpc_support import SERVICE, Shop, StockServer, serve_shop
+from service_support import build_tree, until, write_rules
 
-APPLIED = '"event": "config_applied"'
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
-
-
-@pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
-    out = tmp_path_factory.mktemp("tree") / "governed"
-    done = instpy("build", str(SERVICE), "--govern", "--format", "tree", "-o", str(out),
-                  "--no-cache", env={"INSTPY_LICENSE_KEY": key})
-    assert done.returncode == 0, done.stderr
-    return out
+    return build_tree(SERVICE, tmp_path_factory.mktemp("tree") / "governed", key)
 
 
 @pytest.fixture(scope="module")
@@ -45,55 +33,18 @@ def stock() -> Iterator[StockServer]:
         yield server
 
 
-@dataclass
-class Shop:
-    kind: str
-    client: SyncClient | AioClient
-    governance: Path
-    metrics: str
-    log: Path
-    stock: StockServer
-
-    def rules(self, text: str) -> None:
-        """Write governance.yaml; wait until the service's log says it was applied."""
-        if self.governance.read_text() == text:
-            return  # unchanged: nothing to apply
-        before = self.log.read_text().count(APPLIED)
-        write_rules(self.governance, text)
-        until(lambda: self.log.read_text().count(APPLIED) > before, 3.0)
-
-    def metrics_text(self) -> str:
-        return http("GET", self.metrics).body
-
-    @property
-    def stock_resource(self) -> str:
-        return f"grpc://127.0.0.1:{self.stock.port}/shop.Stock/Count"
+def stock_resource(stock: StockServer) -> str:
+    return f"grpc://{stock.address}/shop.Stock/Count"
 
 
 @pytest.fixture(scope="module", params=["sync", "aio"])
 def shop(request: pytest.FixtureRequest, tree: Path, key: str, stock: StockServer,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     kind: str = request.param
-    tmp = tmp_path_factory.mktemp(kind)
-    port, metrics_port = free_port(), free_port()
-    governance = tmp / "governance.yaml"
-    governance.write_text("rules: []\n")
-    log = tmp / "server.log"
-    env = {
-        "PYTHONPATH": str(tree), "PORT": str(port), "INSTPY_GOVERNANCE": str(governance),
-        "INSTPY_METRICS_PORT": str(metrics_port), "INSTPY_LICENSE_KEY": key,
-        "STOCK_TARGET": f"127.0.0.1:{stock.port}",
-    }
-    entry = "sync_server.py" if kind == "sync" else "aio_server.py"
-    with serve([sys.executable, entry], port, env, tree, log):
-        client = SyncClient(port) if kind == "sync" else AioClient(port)
-        try:
-            assert client.call("Fast", name="warm-up").ok  # the first call starts the engine
-            metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-            until(lambda: http("GET", metrics).status == 200, 10)
-            yield Shop(kind, client, governance, metrics, log, stock)
-        finally:
-            client.close()
+    with serve_shop(kind, tree, key, tmp_path_factory.mktemp(kind), stock.address) as served:
+        assert served.client.call("Fast", name="warm-up").ok  # the first call starts the engine
+        served.ready()
+        yield served
 
 
 # -- the build ------------------------------------------------------------------------------
@@ -130,7 +81,7 @@ def test_every_method_has_metrics_under_its_grpc_name(shop: Shop) -> None:
     shop.rules("rules: []\n")
     assert shop.client.call("Slow", ms=0).ok
     assert shop.client.call("Watch", count=2).texts == ("tick 0", "tick 1")
-    text = shop.metrics_text()
+    text = shop.metrics()
     for method in ("Fast", "Slow", "Watch"):
         assert f'instpy_requests_passed_total{{resource="/shop.Shop/{method}"}}' in text
 
@@ -163,7 +114,7 @@ def test_breaker_opens_on_errors_and_answers_unavailable(shop: Shop) -> None:
     outcomes = [shop.client.call("Flaky") for _ in range(8)]
     assert all(o.code == grpc.StatusCode.UNKNOWN for o in outcomes[:4])
     assert outcomes[-1].code == UNAVAILABLE and outcomes[-1].details == "flaky is switched off"
-    assert 'instpy_circuit_breaker_state{resource="/shop.Shop/Flaky"} 1' in shop.metrics_text()
+    assert 'instpy_circuit_breaker_state{resource="/shop.Shop/Flaky"} 1' in shop.metrics()
 
 
 def test_streaming_calls_are_governed_when_they_start(shop: Shop) -> None:
@@ -185,28 +136,30 @@ def test_a_rule_edit_takes_effect_within_a_second(shop: Shop) -> None:
 # -- outbound (the shop's own channel to the stock service) --------------------------------
 
 
-def test_outbound_degrade_answers_unavailable_without_calling_the_dependency(shop: Shop) -> None:
+def test_outbound_degrade_answers_unavailable_without_calling_the_dependency(
+        shop: Shop, stock: StockServer) -> None:
     shop.rules("rules: []\n")
-    hits = shop.stock.stock.hits
+    hits = stock.hits
     assert shop.client.call("Relay", name="pen").text == "stock has 42 for pen"
-    assert shop.stock.stock.hits == hits + 1
-    shop.rules(f'rules:\n  - resource: "{shop.stock_resource}"\n    degrade: true\n'
+    assert stock.hits == hits + 1
+    shop.rules(f'rules:\n  - resource: "{stock_resource(stock)}"\n    degrade: true\n'
                '    fallback: {body: "stock cut off"}\n')
     texts = [shop.client.call("Relay", name="pen").text for _ in range(3)]
     assert texts == ["stock failed: UNAVAILABLE: stock cut off"] * 3
-    assert shop.stock.stock.hits == hits + 1
+    assert stock.hits == hits + 1
 
 
-def test_outbound_breaker_stops_calling_a_failing_dependency(shop: Shop) -> None:
-    shop.rules(f'rules:\n  - resource: "{shop.stock_resource}"\n'
+def test_outbound_breaker_stops_calling_a_failing_dependency(shop: Shop,
+                                                           stock: StockServer) -> None:
+    shop.rules(f'rules:\n  - resource: "{stock_resource(stock)}"\n'
                "    circuit_breaker: {strategy: error_count, threshold: 3, min_requests: 3, "
                "window: 10s, recovery: 30s}\n")
-    shop.stock.stock.failing = True
+    stock.stock.failing = True
     try:
-        hits = shop.stock.stock.hits
+        hits = stock.hits
         texts = [shop.client.call("Relay", name="pen").text for _ in range(6)]
     finally:
-        shop.stock.stock.failing = False
+        stock.stock.failing = False
     assert texts[:3] == ["stock failed: INTERNAL: stock database is down"] * 3
     assert all(t.startswith("stock failed: UNAVAILABLE: ") for t in texts[3:])
-    assert shop.stock.stock.hits == hits + 3
+    assert stock.hits == hits + 3

@@ -8,113 +8,70 @@ their own.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import lanes_support as scenarios
 import pytest
 from lanes_support import (
-    FALLBACK,
-    MATCHING,
-    ROUTED,
+    ALL,
     SERVICE,
-    TAGGED,
     Instance,
+    ThroughHttp,
     closed_address,
-    counter,
+    instance_fixtures,
     lanes,
 )
-from service_support import REPO, Dependency, mint_key
-from web_support import Server, build, start
+from service_support import REPO, Dependency, build_tree, probe
+from web_support import Server, start
 
 FIXTURE = REPO / "fixtures" / "django_shop"
-RESOURCE = f"GET http://{SERVICE}/who"
-ALL = "metrics: {all_resources: true}\n"
-
-
-@pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
-
-
-@pytest.fixture(scope="module")
-def base() -> Iterator[Instance]:
-    with Instance("base") as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def gray() -> Iterator[Instance]:
-    with Instance("gray") as instance:
-        yield instance
+base, gray = instance_fixtures(Instance)
 
 
 @pytest.fixture(scope="module")
 def tree(key: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build(FIXTURE, tmp_path_factory.mktemp("lanes-urllib3") / "governed", key)
+    return build_tree(FIXTURE, tmp_path_factory.mktemp("lanes-urllib3") / "governed", key)
 
 
 @pytest.fixture(scope="module")
-def svc(tree: Path, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tree: Path, key: str, dependency: Dependency,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     cmd = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b",
            "127.0.0.1:{port}", "shop_site.wsgi:application"]
-    with Dependency() as unused:
-        yield from start(cmd, tree, key, tmp_path_factory.mktemp("svc"), unused, "/users/0/",
-                         {"DEPENDENCY_URL": f"http://{SERVICE}/who"})
+    yield from start(cmd, tree, key, tmp_path_factory.mktemp("svc"), dependency, "/users/0/",
+                     {"DEPENDENCY_URL": f"http://{SERVICE}/who"})
 
 
-def answers(svc: Server, n: int, headers: dict[str, str] | None = None,
-            path: str = "/dependency/") -> list[tuple[int, str]]:
-    return [(r.status, r.body) for r in (svc.get(path, headers) for _ in range(n))]
+def through(server: Server, path: str = "/dependency/") -> ThroughHttp:
+    """`/dependency/` calls service-x with urllib3, `/dependency-requests/` with requests."""
+    return ThroughHttp(server, path)
 
 
-def test_untagged_requests_only_reach_base(svc: Server, base: Instance, gray: Instance) -> None:
-    svc.rules(lanes(base.address, gray.address, ALL))
-    hits = gray.hits
-    assert answers(svc, 3) == [(200, "base")] * 3
-    assert answers(svc, 2, {"x-user": "8"}) == [(200, "base")] * 2  # matches no lane
-    assert gray.hits == hits
-    assert base.tags[-5:] == [None] * 5
+def test_untagged_requests_only_reach_base(server: Server, base: Instance,
+                                           gray: Instance) -> None:
+    scenarios.untagged_calls_only_reach_base(through(server), base, gray)
 
 
 @pytest.mark.parametrize("path", ["/dependency/", "/dependency-requests/"])
 def test_tagged_requests_reach_the_lane_instance_and_count_once(
-        svc: Server, base: Instance, gray: Instance, path: str) -> None:
+        server: Server, base: Instance, gray: Instance, path: str) -> None:
+    svc = through(server, path)
     svc.rules(lanes(base.address, gray.address, ALL))
-    metrics = svc.metrics()
-    routed = counter(metrics, ROUTED)
-    passed = svc.metric("instpy_requests_passed_total", RESOURCE) or 0
-    assert answers(svc, 2, TAGGED, path) == [(200, "gray")] * 2  # tag from upstream
-    assert answers(svc, 2, MATCHING, path) == [(200, "gray")] * 2  # this service matched
-    assert gray.tags[-4:] == ["gray"] * 4  # the tag travels on
-    assert counter(svc.metrics(), ROUTED) == routed + 4  # routed once: requests over urllib3
-    assert svc.metric("instpy_requests_passed_total", RESOURCE) == passed + 4
+    passed = svc.outbound("instpy_requests_passed_total") or 0
+    scenarios.tagged_calls_reach_the_lane_instance(svc, gray)  # routed once: requests over urllib3
+    assert svc.outbound("instpy_requests_passed_total") == passed + 4
 
 
-def test_a_lane_without_an_instance_falls_back_to_base(svc: Server, base: Instance) -> None:
-    svc.rules(lanes(base.address, None, ALL))
-    fallback = counter(svc.metrics(), FALLBACK)
-    assert answers(svc, 3, TAGGED) == [(200, "base")] * 3
-    assert base.tags[-3:] == ["gray"] * 3  # a later hop can re-enter the lane
-    assert counter(svc.metrics(), FALLBACK) == fallback + 3
+def test_a_lane_without_an_instance_falls_back_to_base(server: Server, base: Instance) -> None:
+    scenarios.a_lane_without_an_instance_falls_back_to_base(through(server), base)
 
 
 @pytest.mark.parametrize("path", ["/dependency/", "/dependency-requests/"])
 def test_a_lane_instance_that_refuses_is_retried_on_base(
-        svc: Server, base: Instance, path: str) -> None:
-    svc.rules(lanes(base.address, closed_address(), ALL))
-    fallback = counter(svc.metrics(), FALLBACK)
-    errors = svc.metric("instpy_requests_errors_total", RESOURCE) or 0
-    completed = svc.metric("instpy_requests_completed_total", RESOURCE) or 0
-    hits = base.hits
-    assert answers(svc, 3, TAGGED, path) == [(200, "base")] * 3
-    assert base.hits == hits + 3
-    assert counter(svc.metrics(), FALLBACK) == fallback + 3
-    # one governed call each, ending as its retry did
-    assert svc.metric("instpy_requests_completed_total", RESOURCE) == completed + 3
-    assert svc.metric("instpy_requests_errors_total", RESOURCE) == errors
+        server: Server, base: Instance, path: str) -> None:
+    scenarios.a_refusing_lane_instance_is_retried_on_base(through(server, path), base)
 
 
 PROBE = """
@@ -136,12 +93,6 @@ def test_pools_used_directly_follow_the_lane(tree: Path, key: str, base: Instanc
     governance = tmp_path / "governance.yaml"
     for lane, expected in ((gray.address, "gray"), (None, "base"), (closed_address(), "base")):
         governance.write_text(lanes(base.address, lane))
-        done = subprocess.run(
-            [sys.executable, "-c", PROBE], cwd=tree, capture_output=True, text=True,
-            check=False, env={"PYTHONPATH": str(tree), "INSTPY_GOVERNANCE": str(governance),
-                              "INSTPY_LICENSE_KEY": key}, timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        out = json.loads(done.stdout.strip().splitlines()[-1])
+        out, _ = probe(PROBE, tree, key, governance)
         assert out == {"untagged": "base", "relative": expected, "absolute": expected,
                        "manager": expected}

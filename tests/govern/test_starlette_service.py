@@ -14,25 +14,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from asgi_support import Service, build, uvicorn
-from service_support import REPO, mint_key, until, write_rules
+from asgi_support import uvicorn
+from service_support import REPO, build_tree, until, write_rules
+from web_support import Server
 
 SERVICE = REPO / "fixtures" / "starlette_app"
 ITEM = "GET /orgs/{org}/v1/items/{item_id}"
 
 
 @pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
-
-
-@pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
-    return build(SERVICE, tmp_path_factory.mktemp("starlette") / "tree", key)
+    return build_tree(SERVICE, tmp_path_factory.mktemp("starlette") / "tree", key)
 
 
 @pytest.fixture(scope="module")
-def app(tree: Path, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def app(tree: Path, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from uvicorn(tree, key, tmp_path_factory.mktemp("serve"), "/articles")
 
 
@@ -42,7 +38,7 @@ def test_the_build_governs_route_and_mount_handling(tree: Path) -> None:
     assert fingerprints == {"starlette.routing:Route.handle", "starlette.routing:Mount.handle"}
 
 
-def test_every_endpoint_has_metrics_under_its_full_template(app: Service) -> None:
+def test_every_endpoint_has_metrics_under_its_full_template(app: Server) -> None:
     assert app.get("/hello").body == "hello"
     assert json.loads(app.get("/users/7").body) == {"id": 7}
     assert json.loads(app.get("/orgs/acme/v1/items/pen").body) == {"org": "acme", "item": "pen"}
@@ -54,7 +50,7 @@ def test_every_endpoint_has_metrics_under_its_full_template(app: Service) -> Non
         assert f'instpy_requests_passed_total{{resource="{resource}"}}' in text, resource
 
 
-def test_routing_failures_are_not_governed(app: Service) -> None:
+def test_routing_failures_are_not_governed(app: Server) -> None:
     app.rules('rules:\n  - resource: "GET /hello"\n    flow: {qps: 0}\n')
     assert app.get("/nowhere").status == 404
     assert app.post("/hello").status == 405
@@ -63,7 +59,7 @@ def test_routing_failures_are_not_governed(app: Service) -> None:
     assert "/nowhere" not in text and 'resource="POST /hello"' not in text
 
 
-def test_qps_rule_answers_with_the_fallback_while_others_pass(app: Service) -> None:
+def test_qps_rule_answers_with_the_fallback_while_others_pass(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "GET /hello"\n    flow: {qps: 1}\n'
         '    fallback: {status: 503, body: "{\\"error\\": \\"busy\\"}", '
@@ -79,7 +75,7 @@ def test_qps_rule_answers_with_the_fallback_while_others_pass(app: Service) -> N
     assert all(app.get("/users/1").status == 200 for _ in range(5))
 
 
-def test_sync_and_class_endpoints_are_blocked_without_running(app: Service) -> None:
+def test_sync_and_class_endpoints_are_blocked_without_running(app: Server) -> None:
     app.rules(
         'rules:\n  - resource: "GET /users/{user_id:int}"\n    flow: {qps: 0}\n'
         '  - resource: "POST /articles"\n    flow: {qps: 0}\n'
@@ -89,7 +85,7 @@ def test_sync_and_class_endpoints_are_blocked_without_running(app: Service) -> N
     assert app.get("/articles").status == 200
 
 
-def test_hot_parameter_from_a_mount_template(app: Service) -> None:
+def test_hot_parameter_from_a_mount_template(app: Server) -> None:
     app.rules(
         f'rules:\n  - resource: "{ITEM}"\n'
         '    hot_param: {from: path, name: org, qps: 2, items: {"vip": 100}}\n'
@@ -100,7 +96,7 @@ def test_hot_parameter_from_a_mount_template(app: Service) -> None:
     assert app.get("/orgs/other/v1/items/pen").status == 200
 
 
-def test_a_rule_edit_takes_effect_within_a_second(app: Service) -> None:
+def test_a_rule_edit_takes_effect_within_a_second(app: Server) -> None:
     app.rules("rules: []\n")
     assert app.get("/orgs/a/v1/items/b").status == 200
     write_rules(app.governance, f'rules:\n  - resource: "{ITEM}"\n    flow: {{qps: 0}}\n')

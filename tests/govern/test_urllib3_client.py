@@ -5,39 +5,20 @@ governed urllib3 used directly in a process of its own (pools, response fidelity
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_support import REPO, Dependency, free_port, mint_key
-from web_support import Server, build, start
+from service_support import REPO, Dependency, build_tree, probe
+from web_support import Server, client_breaker_opens_on_connection_errors, start
 
 SERVICE = REPO / "fixtures" / "django_shop"
 
 
 @pytest.fixture(scope="module")
-def key() -> str:
-    return mint_key("shop")
-
-
-@pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
-    return build(SERVICE, tmp_path_factory.mktemp("urllib3") / "governed", key)
-
-
-@pytest.fixture(scope="module")
-def dependency() -> Iterator[Dependency]:
-    with Dependency() as dep:
-        yield dep
-
-
-@pytest.fixture(scope="module")
-def dead_url() -> str:
-    """Where nothing listens."""
-    return f"http://127.0.0.1:{free_port()}/down"
+    return build_tree(SERVICE, tmp_path_factory.mktemp("urllib3") / "governed", key)
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +65,7 @@ def test_degrade_answers_without_calling_the_dependency(svc: Server) -> None:
 
 def test_breaker_opens_on_connection_errors_and_answers_with_its_fallback(
         svc: Server, dead_url: str) -> None:
-    resource = "GET " + dead_url
-    svc.rules(
-        f'rules:\n  - resource: "{resource}"\n'
-        "    circuit_breaker: {strategy: error_count, threshold: 3, min_requests: 3, "
-        "window: 10s, recovery: 30s}\n"
-        '    fallback: {status: 503, body: "breaker open"}\n'
-    )
-    replies = [svc.get("/dead/") for _ in range(5)]
-    assert [r.body for r in replies[:3]] == ["dependency down"] * 3
-    assert replies[-1].status == 503 and replies[-1].body == "breaker open"
-    assert svc.metric("instpy_circuit_breaker_state", resource) == 1
+    client_breaker_opens_on_connection_errors(svc, dead_url, "/dead/")
 
 
 PROBE = """
@@ -122,13 +93,7 @@ def test_pools_used_directly_and_the_fallback_response_read_as_usual(
         '    degrade: {status: 503, body: \'{"down": true}\', content_type: application/json}\n'
     )
     hits = dependency.hits
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=tree, capture_output=True, text=True, check=False,
-        env={"PYTHONPATH": str(tree), "INSTPY_GOVERNANCE": str(governance),
-             "INSTPY_LICENSE_KEY": key, "DEP_PORT": str(dependency.port)},
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out, _ = probe(PROBE, tree, key, governance, DEP_PORT=str(dependency.port))
     assert out["direct"] == [503, '{"down": true}']
     assert out["streamed"] == [503, "application/json", '{"down": true}', {"down": True}]
     assert out["data"] == [503, '{"down": true}', "14", "Service Unavailable",
