@@ -23,6 +23,8 @@ from web_support import (
     start,
 )
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 SERVICE = REPO / "fixtures" / "aiohttp_shop"
 
 

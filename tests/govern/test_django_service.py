@@ -22,6 +22,8 @@ from web_support import (
     start,
 )
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 SERVICE = REPO / "fixtures" / "django_shop"
 
 

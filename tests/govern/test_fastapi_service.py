@@ -23,6 +23,8 @@ from web_support import (
     query_hot_parameter_holds,
 )
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 SERVICE = REPO / "fixtures" / "fastapi_shop"
 
 

@@ -33,6 +33,8 @@ from web_support import (
     start,
 )
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 SERVICE = REPO / "fixtures" / "flask_shop"
 USER_RULES = SERVICE / "instpy-rules.yaml"
 

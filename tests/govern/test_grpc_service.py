@@ -18,6 +18,8 @@ import pytest
 from grpc_support import SERVICE, Shop, StockServer, serve_shop
 from service_support import build_tree, until, write_rules
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 

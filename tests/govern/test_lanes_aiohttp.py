@@ -15,6 +15,8 @@ from lanes_support import ALL, SERVICE, Instance, ThroughHttp, instance_fixtures
 from service_support import REPO, Dependency, build_tree
 from web_support import start
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 FIXTURE = REPO / "fixtures" / "aiohttp_shop"
 base, gray = instance_fixtures(Instance)
 

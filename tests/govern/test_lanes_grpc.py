@@ -18,6 +18,8 @@ from grpc_support import SERVICE, Shop, StockServer, serve_shop
 from lanes_support import ALL, counter, instance_fixtures, lanes
 from service_support import build_tree
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 RESOURCE = "grpc://service-x:50051/shop.Stock/Count"
 base, gray = instance_fixtures(StockServer)
 

@@ -26,6 +26,8 @@ from lanes_support import (
 from service_support import REPO, Dependency, build_tree, probe
 from web_support import Server, start
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 FIXTURE = REPO / "fixtures" / "django_shop"
 base, gray = instance_fixtures(Instance)
 

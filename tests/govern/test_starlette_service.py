@@ -18,6 +18,8 @@ from asgi_support import uvicorn
 from service_support import REPO, build_tree, until, write_rules
 from web_support import Server
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 SERVICE = REPO / "fixtures" / "starlette_app"
 ITEM = "GET /orgs/{org}/v1/items/{item_id}"
 

@@ -13,6 +13,8 @@ import pytest
 from service_support import REPO, Dependency, build_tree, probe
 from web_support import Server, client_breaker_opens_on_connection_errors, start
 
+pytest_plugins = ["fixture_support"]  # key, dependency, dead_url
+
 SERVICE = REPO / "fixtures" / "django_shop"
 
 

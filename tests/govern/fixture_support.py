@@ -1,15 +1,15 @@
-"""Fixtures every governed-service module shares: a license key, a dependency on loopback."""
+"""Fixtures the governed-service modules share: a license key, a dependency on loopback.
+
+A plugin each module names (`pytest_plugins = ["fixture_support"]`), never imported: a
+`conftest.py` here would share its module name with another test folder's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-
-# The scenarios several modules share assert inside these.
-pytest.register_assert_rewrite("lanes_support", "web_support")
-
-from service_support import Dependency, free_port, mint_key  # noqa: E402
+from service_support import Dependency, free_port, mint_key
 
 
 @pytest.fixture(scope="module")
