@@ -96,10 +96,17 @@ class ResourcePlan:
         # Whether `enter` reads its `inbound` and `sleep` arguments (system rules, pacing):
         # the others ignore them, so a resource handle calls them with the lookup alone.
         self.contextual = True
+        # A hot rule in queries per second over the instance's table has a path of its own.
+        shared_hot = (shared_path.hot_path(self, stats, self._enter_full, self._exit_other)
+                      if isinstance(stats, SharedStats) and fast is shared_path
+                      and hot is not None else None)
         if FREE_THREADED:
             # No GIL: the deque counters are not atomic, so every call takes the lock.
             self.enter = self._enter_serial
             self.complete = self._complete_serial
+        elif shared_hot is not None:
+            self.enter, self.exit = shared_hot
+            self.contextual = False
         elif degrade is not None or (self.tracked and not lean):
             self.enter = self._enter_full
         elif self.tracked and fast is not None:

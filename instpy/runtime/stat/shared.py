@@ -20,12 +20,20 @@ worker's calls at once:
   read" holds across processes because `admit` counts the pass with the segment lock held:
   of two racing admissions the later one to take the lock reads the other's pass.
 * flow admission: the window's pass count for `qps` must be exact across workers, so it is
-  also counted in two instance-wide buckets in the record's head, under the segment lock.
+  also counted in the record's head, under the segment lock, in two words: the newest 500 ms
+  bucket and the one before it, each packed as `bucket number << 32 | passes`. One read of
+  the newest word tells a caller both that its bucket is still the newest and how many passed
+  in it; the one before changes only when passes are given back (a refusal taken back, an
+  unused lease: `ADM_GIVEN` counts those), so a count of it that a caller kept can only be
+  too high (shared/path.py keeps it per bucket and needs one read and one write per call).
 
 Record layout (words from the record's offset):
 
     0, 1   key (the resource name's digest)   3  kind (0: these stripes)
-    4, 5   admission bucket 0: start_ns, passed       6, 7  admission bucket 1
+    4      the newest admission bucket: k << 32 | passes (k = now // 500 ms)
+    5      the admission bucket before it, packed the same way (its passes are final but
+           for passes given back)
+    6      how many times passes were given back (a refusal taken back, an unused lease)
     16..19 totals of workers that left: passed, completed, errors, rt_sum_ns
     20     their blocks; 21..26 their blocks per family
     32..   one stripe of STRIPE_WORDS per worker slot:
@@ -40,11 +48,12 @@ the leavers' totals and zeroes it: its in-flight calls are given back.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from instpy.runtime.chain import FAMILIES
 from instpy.runtime.config.rules_section import ResourceRules
@@ -65,18 +74,23 @@ from instpy.runtime.stat.window import BUCKET_NS
 
 LOG = logging.getLogger("instpy.governance")
 NO_RT = 1 << 62
-KIND, G0, G1, LEFT, LEFT_BLOCKED = 3, 4, 6, 16, 20
+KIND, ADM, ADM_PREV, ADM_GIVEN, LEFT, LEFT_BLOCKED = 3, 4, 5, 6, 16, 20
+PASSES = (1 << 32) - 1  # the passes of a packed admission word
+# Limits at or above this are never reached in one bucket (2**31 calls in 500 ms), and a
+# bucket's passes stay below 2**32, so they never carry into its number.
+MAX_LIMIT = 1 << 31
 # In a stripe: cumulative words, blocks per family, the two window slots (SLOT words each).
 PASSED, COMPLETED, ERRORS, RT_SUM, BLOCKED, FAMILY = 0, 1, 2, 3, 4, 5
 SLOT_A, SLOT_B, SLOT, RT_MIN = 12, 19, 7, 6
 _FAMILY = {name: i for i, name in enumerate(FAMILIES)}
 _INF = float("inf")
 _ZERO_STRIPE = memoryview(bytes(STRIPE_WORDS * 8)).cast("q")
+_NO_LEASE: Iterator[bool] = iter(())
 
 
 def init_record(w: memoryview, at: int) -> None:
     """A new record: admission buckets outside any window."""
-    w[at + G0] = w[at + G1] = -4 * BUCKET_NS
+    w[at + ADM] = w[at + ADM_PREV] = -4 << 32
 
 
 def reclaim(w: memoryview, at: int, slot: int) -> None:
@@ -101,14 +115,17 @@ class SharedStats(SegmentRecord):
 
     `lock` is this process's: it serialises the checks whose state is per process, as
     LocalStats' does. Cached per process (renewed after a fork by `_bind`): the offsets of
-    this worker's stripe words and the end of its current window slot."""
+    this worker's stripe words, the end of its current window slot, and its lease: passes
+    counted in the instance's admission bucket that ends at `_lease_end`, not yet used
+    (`_lease`, an iterator that `next` takes one from atomically; see shared/path.py)."""
 
-    __slots__ = ("_completed", "_end", "_errors", "_high", "_in_c", "_in_p", "_passed",
-                 "_roll_lock", "_rt_min", "_rt_sum", "_stripe", "_token")
+    __slots__ = ("_completed", "_end", "_errors", "_high", "_in_c", "_in_p", "_lease",
+                 "_lease_end", "_passed", "_roll_lock", "_rt_min", "_rt_sum", "_stripe",
+                 "_token")
 
     def __init__(self, seg: Segment, at: int) -> None:
         self._high = -1
-        self._token = (at + G0, -(1 << 62), at + G1)
+        self._token = (-1 << 40,)
         super().__init__(seg, at)
 
     def _bind(self) -> None:
@@ -121,11 +138,51 @@ class SharedStats(SegmentRecord):
         self._rt_min = s + SLOT_A + RT_MIN
         self._end = -(1 << 62)  # the first call takes a window slot
         self._roll_lock = threading.Lock()
+        # A forked child starts without its parent's lease: those passes are the parent's.
+        self._lease: Iterator[bool] = _NO_LEASE
+        self._lease_end = -(1 << 62)
+
+    # -- a lease of passes (shared/path.py) --------------------------------------------------
+
+    def lease(self, passes: int, end_ns: int) -> None:
+        """With the lock held: `passes` more passes, already counted in the admission
+        bucket that ends at `end_ns`, for this process to use without the lock."""
+        self._lease = _NO_LEASE  # before the end moves: no call pairs the new end with it
+        self._lease_end = end_ns
+        self._lease = itertools.repeat(True, passes)
+
+    def give_back_lease(self) -> None:
+        """Count the passes of this process's lease that were not used as never passed
+        (the bucket ended, or the plan that took it was replaced)."""
+        lease = self._lease
+        self._lease = _NO_LEASE
+        left = len(list(lease))  # taken whole: no thread can still take one of them
+        if left:
+            self._give_back(self._lease_end // BUCKET_NS - 1, left)
+
+    def _give_back(self, k: int, passes: int) -> None:
+        """Take `passes` back from admission bucket `k` if it is still in the window."""
+        w = self._w
+        if not self._acquire(False):
+            self._seg.wait()
+        try:
+            w[H_OWNER] = self._owner
+            for word in (self._at + ADM, self._at + ADM_PREV):
+                v = w[word]
+                if v >> 32 == k:
+                    w[word] = v - min(passes, v & PASSES)
+                    w[self._at + ADM_GIVEN] += 1
+                    break
+        finally:
+            self._release()
 
     # -- this worker's window slot -----------------------------------------------------------
 
     def _roll(self, now_ns: int) -> None:
-        """The first call of a bucket: snapshot the cumulative words into its slot."""
+        """The first call of a bucket: snapshot the cumulative words into its slot (and give
+        back what is left of a lease of an earlier bucket)."""
+        if now_ns >= self._lease_end > -(1 << 62):
+            self.give_back_lease()
         with self._roll_lock:
             if now_ns < self._end:
                 return  # another thread rolled first
@@ -186,66 +243,42 @@ class SharedStats(SegmentRecord):
             if limit == _INF:
                 w[self._passed] += 1
                 return None
-            token = self._token
-            cur = token[0]
-            start = token[1]
-            if now_ns - start >= BUCKET_NS or now_ns < start or w[cur] != start:
-                token = self._admission_bucket(now_ns)
-                cur = token[0]
-                start = token[1]
-            n = w[cur + 1] + 1
-            prev = token[2]
-            p = w[prev]
-            if p == start - BUCKET_NS:
-                seen = n + w[prev + 1]
-            elif p > start:  # another worker is a bucket ahead: count in the newest
-                token = self._admission_bucket(p)
-                cur = token[0]
-                n = w[cur + 1] + 1
-                seen = n + w[token[2] + 1]
-            else:
-                seen = n
-            if seen > limit:
-                return int(seen - 1)
-            w[cur + 1] = n
+            v, prev = self.admission(now_ns)
+            seen = (v & PASSES) + prev
+            if seen + 1 > limit:
+                return int(seen)
+            w[self._at + ADM] = v + 1
             w[self._passed] += 1
         finally:
             self._release()
+        token = self._token
+        if token[0] != v >> 32:
+            token = self._token = (v >> 32,)
         return token
 
-    def _admission_bucket(self, now_ns: int) -> tuple[int, int, int]:
-        """With the lock held: the token (slot, start, other slot) of the newest admission
-        bucket at or after `now_ns`, rolling a slot that holds an older bucket. A call whose
-        clock read is older than the newest bucket (a stalled thread, another worker that
-        rolled first) is counted in the newest. Kept: a call in the same bucket reuses it."""
+    def admission(self, now_ns: int) -> tuple[int, int]:
+        """With the lock held: the newest admission bucket's word at or after `now_ns`
+        (rolling it when `now_ns` is past it) and the passes of the bucket before it. A call
+        whose clock read is older than the newest bucket (a stalled thread, another worker
+        that rolled first) is counted in the newest."""
         w = self._w
-        at = self._at
+        cur = self._at + ADM
         k = now_ns // BUCKET_NS
-        newest = max(w[at + G0], w[at + G1])
-        if k * BUCKET_NS < newest:
-            k = newest // BUCKET_NS
-        cur = at + (G1 if k & 1 else G0)
-        start = k * BUCKET_NS
-        if w[cur] != start:
-            w[cur] = start
-            w[cur + 1] = 0
-        token = self._token = (cur, start, at + (G0 if k & 1 else G1))
-        return token
+        v = w[cur]
+        newest = v >> 32
+        if k > newest:
+            w[cur + 1] = v if newest == k - 1 else (k - 1) << 32
+            v = w[cur] = k << 32
+        else:
+            k = newest
+        p = w[cur + 1]
+        return v, (p & PASSES if p >> 32 == k - 1 else 0)
 
     def cancel(self, token: object, now_ns: int, family: str) -> None:
         """Take back a pass counted by `admit`/`on_pass` and count a block instead."""
-        w = self._w
         if token.__class__ is tuple:
-            cur, start, _ = token
-            if not self._acquire(False):
-                self._seg.wait()
-            try:
-                w[H_OWNER] = self._owner
-                if w[cur] == start and w[cur + 1] > 0:
-                    w[cur + 1] -= 1
-            finally:
-                self._release()
-        w[self._passed] -= 1
+            self._give_back(token[0], 1)
+        self._w[self._passed] -= 1
         self.on_block(now_ns, family)
 
     def on_block(self, now_ns: int, family: str) -> None:
