@@ -58,21 +58,23 @@ def reason(status: int) -> str:
 # `inbound_async`: two dict reads per request, no name formatted) and calls `enter`/`exit` on
 # it; the handle follows rule swaps by itself.
 
-_INBOUND: dict[str, dict[str, Resource]] = {}  # method -> route template -> handle
+# method -> route template -> handle; framework hooks read it directly on their hottest paths.
+INBOUND: dict[str, dict[str, Resource]] = {}
 _NAMED: dict[tuple[str, str], Resource] = {}  # (resource, traffic) -> handle
-_LANES: list[LaneTable] = [LaneTable()]  # the process engine's lanes, kept by a subscription
+# The process engine's lanes, kept current by a subscription: hooks read `LANES[0]`.
+LANES: list[LaneTable] = [LaneTable()]
 _WATCHED: list[Engine] = []
 
 
 def _watch(eng: Engine) -> Engine:
-    """Keep `_LANES` current for `eng` (once per engine) so a request reads one list slot
+    """Keep `LANES` current for `eng` (once per engine) so a request reads one list slot
     instead of the engine's config."""
     if not _WATCHED or _WATCHED[0] is not eng:
         _WATCHED[:] = [eng]
         eng.subscribe(_on_swap)
         while True:  # a swap between the read and the store must not leave older lanes
             config = eng.config
-            _LANES[0] = config.lanes
+            LANES[0] = config.lanes
             if eng.config is config:
                 break
     return eng
@@ -81,19 +83,19 @@ def _watch(eng: Engine) -> Engine:
 def _on_swap(config: object) -> None:
     lanes = getattr(config, "lanes", None)
     if isinstance(lanes, LaneTable):
-        _LANES[0] = lanes
+        LANES[0] = lanes
 
 
 def _keep_inbound(eng: Engine, method: str, template: str) -> Resource:
     res = _watch(eng).resource(f"{method} {template}", "inbound")
-    if sum(map(len, _INBOUND.values())) < MAX_HANDLES:
-        _INBOUND.setdefault(method, {})[template] = res
+    if sum(map(len, INBOUND.values())) < MAX_HANDLES:
+        INBOUND.setdefault(method, {})[template] = res
     return res
 
 
 def kept_inbound(method: str, template: str) -> Resource | None:
     """The kept handle of `METHOD template`, None before its first request."""
-    by_template = _INBOUND.get(method)
+    by_template = INBOUND.get(method)
     return None if by_template is None else by_template.get(template)
 
 
@@ -202,7 +204,7 @@ def lane_in(tag: str | None, lookup: Lookup | None, header: HeaderGetter) -> Non
     """Give the admitted request its lane tag: `tag`, the one an upstream service sent, else
     the tag of the first lane it matches (this service is the first governed hop), else none
     (base). `header` and `lookup` are read only when lanes are configured."""
-    lanes = _LANES[0]
+    lanes = LANES[0]
     if tag is None and lanes.lanes:
 
         def read(source: str, name: str) -> object:

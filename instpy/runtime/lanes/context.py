@@ -14,19 +14,20 @@ TAG_HEADER = "x-mse-tag"
 BAGGAGE_HEADER = "baggage"
 BAGGAGE_KEY = "x-mse-tag"
 
-_TAG: ContextVar[str | None] = ContextVar("instpy_lane_tag", default=None)
+# The request's tag. Hooks on the hottest paths read and clear it directly (see set_tag).
+TAG: ContextVar[str | None] = ContextVar("instpy_lane_tag", default=None)
 
 
 def current_tag() -> str | None:
-    return _TAG.get()
+    return TAG.get()
 
 
 def set_tag(tag: str | None) -> None:
     """Set for the rest of this request (servers call it for every request, so a reused worker
     thread never carries a previous request's tag). Setting None where nothing is set is
     skipped: most requests carry no tag, and a read is cheaper than a write."""
-    if tag is not None or _TAG.get() is not None:
-        _TAG.set(tag)
+    if tag is not None or TAG.get() is not None:
+        TAG.set(tag)
 
 
 def tag_from_headers(header: Callable[[str], str | None]) -> str | None:
