@@ -216,6 +216,43 @@ def test_every_workers_lock_free_good_calls_count_in_a_bad_calls_check(shm: Path
     assert _fail_until_open(eng, 50) == 5  # 5 of 5 failed
 
 
+# -- per-value concurrency ---------------------------------------------------------------------
+
+HELD = """rules:
+  - resource: r
+    hot_param: {from: arg, name: uid, concurrency: 1}
+    circuit_breaker: {strategy: error_count, threshold: 1, min_requests: 1, recovery: 1s}
+"""
+
+
+def test_a_count_the_generic_path_reserved_for_a_refused_call_comes_back(shm: Path) -> None:
+    """While the breaker is open calls take the plan's generic path, whose hot check counts
+    a value before the breaker refuses the call; when another worker closes the breaker, the
+    next call here takes the lean way and must still give that count back."""
+    now = [10**12]
+    here = instance_engine(HELD, shm, lambda: now[0])
+    other = instance_engine(HELD, shm, lambda: now[0])  # another worker, as far as rules go
+    assert path_of(here, "r") == "hot_path"
+    first = here.entry("r", "internal", user("a"))
+    assert isinstance(first, Entry)
+    first.exit(True)  # opens the instance's breaker
+    refused = here.entry("r", "internal", user("u1"))
+    assert isinstance(refused, Blocked) and refused.family == "circuit_breaker"
+    now[0] += 2_000_000_000  # past recovery: the other one probes and closes it
+    probe = other.entry("r", "internal", user("u2"))
+    assert isinstance(probe, Entry)
+    probe.exit()
+    assert here.breaker_state("r") == "closed"
+    again = here.entry("r", "internal", user("u1"))
+    assert isinstance(again, Entry)  # the refused call's count did not stay behind
+    full = here.entry("r", "internal", user("u1"))
+    assert isinstance(full, Blocked) and full.family == "hot_param"  # one in flight: the limit
+    again.exit()
+    later = here.entry("r", "internal", user("u1"))
+    assert isinstance(later, Entry)
+    later.exit()
+
+
 # -- call by call, as the per-process paths ---------------------------------------------------
 
 CASES = {
@@ -223,6 +260,10 @@ CASES = {
     "flow+isolation": ("flow: {qps: 30}\n    concurrency: {max: 3}", "lean_path"),
     "flow+breaker+hot": (
         "flow: {qps: 30}\n    hot_param: {from: arg, name: uid, qps: 3, burst: 1}\n"
+        "    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 5, "
+        "window: 2s, recovery: 300ms}", "hot_path"),
+    "flow+breaker+hot concurrency": (
+        "flow: {qps: 30}\n    hot_param: {from: arg, name: uid, concurrency: 1}\n"
         "    circuit_breaker: {strategy: error_ratio, threshold: 0.5, min_requests: 5, "
         "window: 2s, recovery: 300ms}", "hot_path"),
 }

@@ -26,7 +26,7 @@ from instpy.runtime.hotspot.check import HotConcurrencyCheck, HotQpsCheck, refil
 from instpy.runtime.hotspot.rule import HotParamRule
 from instpy.runtime.shared.segment import H_SWEEP, MAX_WORKERS
 from instpy.runtime.shared.state import FIELDS_AT, SharedState, State, StateTable
-from instpy.runtime.stat.store import ResourceStats
+from instpy.runtime.stat.store import Lock, ResourceStats
 
 WAYS = 8
 ENTRIES = 256
@@ -213,6 +213,26 @@ class SharedHotConcurrencyCheck(HotConcurrencyCheck):
 
     def on_pass(self, entry: TrackedEntry) -> None:
         self._pending.clear()  # the call runs: its count stays until `on_exit`
+
+    def settle(self, lock: Lock) -> None:
+        """Give back the counts of calls a later check refused, for a path that checks the
+        value outside the resource's lock (shared/path.py `hot_path`): under `lock`, no
+        section of the generic path is between its check and its pass hook."""
+        lock.acquire()
+        try:
+            pending = self._pending
+            if not pending:
+                return
+            table = self._table
+            table.lock()
+            try:
+                for i in pending:
+                    self._give_back(i)
+                pending.clear()
+            finally:
+                table.release()
+        finally:
+            lock.release()
 
     def on_exit(self, entry: TrackedEntry, now_ns: int, rt_ns: int,
                 error: bool) -> StateChange | None:

@@ -35,16 +35,25 @@ What a call costs is the segment lock and the words it reads and writes, so:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import length_hint
 from typing import TYPE_CHECKING
 
 from instpy.runtime.circuitbreaker.check import CLOSED, BreakerCheck
 from instpy.runtime.circuitbreaker.shared import STATE, SharedBreakerCheck
-from instpy.runtime.entry import Exit
+from instpy.runtime.entry import Exit, TrackedEntry
 from instpy.runtime.hotspot.check import Lookup, key_of
-from instpy.runtime.hotspot.shared import DIGEST, ENTRY, LAST_NS, TOKENS, SharedHotQpsCheck
+from instpy.runtime.hotspot.shared import (
+    DIGEST,
+    ENTRY,
+    INFLIGHT,
+    LAST_NS,
+    TOKENS,
+    SharedHotConcurrencyCheck,
+    SharedHotQpsCheck,
+)
 from instpy.runtime.hotspot.shared import digest as value_digest
-from instpy.runtime.shared.segment import H_HIGH, H_OWNER
+from instpy.runtime.shared.segment import H_HIGH, H_OWNER, H_SWEEP
 from instpy.runtime.stat.local_path import Enter
 from instpy.runtime.stat.shared import ADM, ADM_GIVEN, MAX_LIMIT, SharedStats
 from instpy.runtime.stat.window import BUCKET_NS
@@ -219,13 +228,25 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
 
 def hot_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
              other: Exit) -> tuple[Enter, Exit] | None:
-    """`enter`/`exit` of a hot-parameter rule in queries per second over the instance's table,
-    with reject flow and a breaker or without: flow's admission and the value's token bucket
-    in one lock section. None when the plan has anything else (isolation, other flow
-    behaviours, per-value concurrency, system rules): those take the plan's generic path."""
+    """`enter`/`exit` of a hot-parameter rule over the instance's table, with reject flow and
+    a breaker or without: flow's admission and the value's token bucket (or its count in
+    flight) in one lock section. A value's calls in flight are given back in one lock
+    section at exit, so that a call of a value under a concurrency limit takes the lock once
+    going in and once coming out. None when the plan has anything else (isolation, other flow
+    behaviours, system rules, degradation): those take the plan's generic path."""
     hot = plan.hot
-    if type(hot) is not SharedHotQpsCheck or plan.isolation is not None or plan.pass_hooks \
-            or plan.system is not None or plan.degrade is not None or plan.breaker is not None:
+    qps = hot if type(hot) is SharedHotQpsCheck else None
+    held = hot if type(hot) is SharedHotConcurrencyCheck else None
+    check: SharedHotQpsCheck | SharedHotConcurrencyCheck
+    if qps is not None:
+        check = qps
+    elif held is not None:
+        check = held
+    else:
+        return None
+    concurrency = held is not None
+    if plan.isolation is not None or plan.system is not None or plan.degrade is not None \
+            or plan.breaker is not None or plan.pass_hooks != ((held,) if concurrency else ()):
         return None
     breakers = [c for c in plan.locked if isinstance(c, BreakerCheck)]
     if len(plan.locked) != 1 + len(breakers) or len(breakers) > 1:
@@ -238,16 +259,21 @@ def hot_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
     flow = limit != _INF
     cap = int(min(limit, MAX_LIMIT)) if flow else 0
     adm = stats._at + ADM
+    given = stats._at + ADM_GIVEN
     flow_rule = plan.checks[0].rule if flow else None
-    table = hot._table
+    table = check._table
     ints = table.table.ints
     floats = table.table.floats
+    seg = stats._seg
     find = table.find
-    source, name, items, default, burst = hot.source, hot.name, hot.items, hot.default, hot.burst
-    hot_rule = hot.rule
+    source, name, items, default = check.source, check.name, check.items, check.default
+    burst = qps.burst if qps is not None else 0.0
+    hot_rule = check.rule
+    # Per-value counts the generic path reserved for calls it then refused (see hotspot/shared.py)
+    pending = held._pending if held is not None else []
+    note = held._note if held is not None else None
     entries: dict[str, int] = {}  # value -> its entry in the table, checked by its digest
     digests: dict[str, int] = {}
-    given = stats._at + ADM_GIVEN
     base = top = end = full_end = full_seen = full_given = 0
 
     def enter(lookup: Lookup | None = None, inbound: bool = False,
@@ -279,6 +305,9 @@ def hot_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
                     entries.clear()
                 digests[key] = h
         refused = ""
+        counted = key
+        if pending and held is not None:
+            held.settle(stats.lock)
         if not stats._acquire(False):
             stats._seg.wait()
         try:
@@ -296,30 +325,44 @@ def hot_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
                         full_given = w[given]
                         refused = "flow"
             if key is not None and not refused:
-                if value_limit <= 0.0:
+                i = entries.get(key, -1)
+                if i < 0 or ints[i * ENTRY + DIGEST] != h:
+                    i = find(h, now, value_limit > 0.0)
+                    if i >= 0:
+                        entries[key] = i
+                e = i * ENTRY
+                if i < 0:
+                    # No entry to take: not limited (fail open), not counted.
+                    counted = None
+                    if value_limit <= 0.0:
+                        refused = "hot_param"
+                elif note is not None:
+                    if ints[e + INFLIGHT] >= value_limit:
+                        if now >= seg.words[H_SWEEP]:
+                            seg.sweep(now)  # full: first give back what dead workers held
+                        if ints[e + INFLIGHT] >= value_limit:
+                            refused = "hot_param"
+                    if not refused:
+                        ints[e + INFLIGHT] += 1
+                        ints[e + LAST_NS] = now
+                        note(i, 1)
+                elif value_limit <= 0.0:
                     refused = "hot_param"
                 else:
-                    i = entries.get(key, -1)
-                    if i < 0 or ints[i * ENTRY + DIGEST] != h:
-                        i = find(h, now, True)
-                        if i >= 0:
-                            entries[key] = i
-                    if i >= 0:  # else no entry to take: not limited (fail open)
-                        e = i * ENTRY
-                        tokens = floats[e + TOKENS]
-                        if tokens < 0.0:  # a new value: its bucket is full
-                            floats[e + TOKENS] = value_limit + burst - 1.0
+                    tokens = floats[e + TOKENS]
+                    if tokens < 0.0:  # a new value: its bucket is full
+                        floats[e + TOKENS] = value_limit + burst - 1.0
+                    else:
+                        tokens += (now - ints[e + LAST_NS]) * value_limit / 1e9
+                        capacity = value_limit + burst
+                        if tokens > capacity:
+                            tokens = capacity
+                        ints[e + LAST_NS] = now
+                        if tokens < 1.0:
+                            floats[e + TOKENS] = tokens
+                            refused = "hot_param"
                         else:
-                            tokens += (now - ints[e + LAST_NS]) * value_limit / 1e9
-                            capacity = value_limit + burst
-                            if tokens > capacity:
-                                tokens = capacity
-                            ints[e + LAST_NS] = now
-                            if tokens < 1.0:
-                                floats[e + TOKENS] = tokens
-                                refused = "hot_param"
-                            else:
-                                floats[e + TOKENS] = tokens - 1.0
+                            floats[e + TOKENS] = tokens - 1.0
             if not refused:
                 if flow:
                     w[adm] = v + 1
@@ -330,6 +373,55 @@ def hot_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
             if refused == "flow":
                 return plan._blocked(now, "flow", flow_rule, full_seen)
             return plan._blocked(now, "hot_param", hot_rule, key)
+        if concurrency and counted is not None:
+            token = TrackedEntry(plan, now)  # its exit gives the value's count back
+            token.hot_key = counted
+            return token
         return now
 
+    if held is not None:
+        plan.complete = _hot_completer(plan, stats, held, entries, breaker)
     return enter, _completer(plan, stats, other, breaker)
+
+
+def _hot_completer(plan: ResourcePlan, stats: SharedStats, hot: SharedHotConcurrencyCheck,
+                   entries: dict[str, int],
+                   breaker: BreakerCheck | None) -> Callable[[TrackedEntry, object], None]:
+    """`ResourcePlan.complete` of `hot_path` with per-value concurrency: what
+    `_complete_full` does for its exit hooks, with the value's entry found from `entries`."""
+    clock = plan.clock
+    ints = hot._table.table.ints
+    find = hot._table.find
+    give_back = hot._give_back
+
+    def complete(entry: TrackedEntry, error: object) -> None:
+        now = clock()
+        rt = now - entry.start_ns
+        bad = error is not None and error is not False
+        stats.on_complete(now, rt, bad)
+        key = entry.hot_key
+        if key is not None:
+            h = value_digest(key)
+            if not stats._acquire(False):
+                stats._seg.wait()
+            try:
+                stats._w[H_OWNER] = stats._owner
+                i = entries.get(key, -1)
+                if i < 0 or ints[i * ENTRY + DIGEST] != h:
+                    i = find(h, now, False)
+                if i >= 0:
+                    give_back(i)
+            finally:
+                stats._release()
+        change = None
+        if type(breaker) is SharedBreakerCheck:
+            change = breaker.on_exit(entry, now, rt, bad)
+        elif breaker is not None:  # its state is this process's: under the resource lock
+            with stats.lock:
+                change = breaker.on_exit(entry, now, rt, bad)
+        if entry.events is not None:
+            plan._emit(now, entry.events)
+        if change is not None:
+            plan._emit(now, [change])
+
+    return complete
