@@ -135,7 +135,7 @@ def test_a_forked_worker_never_uses_its_parents_lease(shm: Path) -> None:
     assert _calls(eng, "r", 1) == 1
     stats = eng._snapshot.plans["r"].stats
     assert isinstance(stats, SharedStats)
-    leased = length_hint(stats._lease)
+    leased = length_hint(stats._lease[1])
     assert leased > 0  # far from the limit: the first call took a lease
     out: multiprocessing.Queue[int] = FORK.Queue()
     child = FORK.Process(target=_child_calls, args=(eng, 500, out))
@@ -156,7 +156,7 @@ def test_a_window_found_full_is_read_again_once_passes_are_given_back(shm: Path)
     assert _calls(holder, "r", 1) == 1
     holder_stats = holder._snapshot.plans["r"].stats
     assert isinstance(holder_stats, SharedStats)
-    leased = length_hint(holder_stats._lease)
+    leased = length_hint(holder_stats._lease[1])
     assert leased > 0
     assert _calls(eng, "r", 100) == 40 - 1 - leased  # then full: refused without the lock
     holder.load(parse_config(rules, "governance.yaml"))  # a new plan gives the lease back

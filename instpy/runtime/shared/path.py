@@ -174,9 +174,11 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
         now = clock()
         if now >= stats._end:
             stats._roll(now)
-        if leases and now < stats._lease_end and next(stats._lease, False):
-            w[stats._passed] += 1  # a pass of this process's lease: already counted
-            return now
+        if leases:
+            lease = stats._lease
+            if now < lease[0] and next(lease[1], False):
+                w[stats._passed] += 1  # a pass of this process's lease: already counted
+                return now
         if now < full_end and w[given] == full_given:
             return plan._blocked(now, "flow", flow_rule, full_seen)
         full = False
@@ -200,7 +202,7 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
                         full_given = w[given]
                 if not full:
                     extra = (top - v - 1) // spread if leases else 0
-                    if extra > 0 and end == stats._end and length_hint(stats._lease) == 0:
+                    if extra > 0 and end == stats._end and not length_hint(stats._lease[1]):
                         # Room for many: count a lease of passes now (see `LEASE_SPREAD`).
                         if extra > LEASE_MAX:
                             extra = LEASE_MAX

@@ -54,6 +54,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from operator import length_hint
 
 from instpy.runtime.chain import FAMILIES
 from instpy.runtime.config.rules_section import ResourceRules
@@ -85,7 +86,7 @@ SLOT_A, SLOT_B, SLOT, RT_MIN = 12, 19, 7, 6
 _FAMILY = {name: i for i, name in enumerate(FAMILIES)}
 _INF = float("inf")
 _ZERO_STRIPE = memoryview(bytes(STRIPE_WORDS * 8)).cast("q")
-_NO_LEASE: Iterator[bool] = iter(())
+_NO_LEASE: tuple[int, Iterator[bool]] = (-(1 << 62), iter(()))
 
 
 def init_record(w: memoryview, at: int) -> None:
@@ -116,12 +117,12 @@ class SharedStats(SegmentRecord):
     `lock` is this process's: it serialises the checks whose state is per process, as
     LocalStats' does. Cached per process (renewed after a fork by `_bind`): the offsets of
     this worker's stripe words, the end of its current window slot, and its lease: passes
-    counted in the instance's admission bucket that ends at `_lease_end`, not yet used
-    (`_lease`, an iterator that `next` takes one from atomically; see shared/path.py)."""
+    counted in the instance's admission bucket, not yet used: `_lease` is (the bucket's end,
+    an iterator that `next` takes one pass from atomically), replaced as one reference (see
+    shared/path.py)."""
 
     __slots__ = ("_completed", "_end", "_errors", "_high", "_in_c", "_in_p", "_lease",
-                 "_lease_end", "_passed", "_roll_lock", "_rt_min", "_rt_sum", "_stripe",
-                 "_token")
+                 "_passed", "_roll_lock", "_rt_min", "_rt_sum", "_stripe", "_token")
 
     def __init__(self, seg: Segment, at: int) -> None:
         self._high = -1
@@ -139,50 +140,61 @@ class SharedStats(SegmentRecord):
         self._end = -(1 << 62)  # the first call takes a window slot
         self._roll_lock = threading.Lock()
         # A forked child starts without its parent's lease: those passes are the parent's.
-        self._lease: Iterator[bool] = _NO_LEASE
-        self._lease_end = -(1 << 62)
+        self._lease: tuple[int, Iterator[bool]] = _NO_LEASE
 
     # -- a lease of passes (shared/path.py) --------------------------------------------------
 
     def lease(self, passes: int, end_ns: int) -> None:
         """With the lock held: `passes` more passes, already counted in the admission
         bucket that ends at `end_ns`, for this process to use without the lock."""
-        self._lease = _NO_LEASE  # before the end moves: no call pairs the new end with it
-        self._lease_end = end_ns
-        self._lease = itertools.repeat(True, passes)
+        self._lease = (end_ns, itertools.repeat(True, passes))
 
-    def give_back_lease(self) -> None:
-        """Count the passes of this process's lease that were not used as never passed
-        (the bucket ended, or the plan that took it was replaced)."""
-        lease = self._lease
-        self._lease = _NO_LEASE
-        left = len(list(lease))  # taken whole: no thread can still take one of them
-        if left:
-            self._give_back(self._lease_end // BUCKET_NS - 1, left)
-
-    def _give_back(self, k: int, passes: int) -> None:
-        """Take `passes` back from admission bucket `k` if it is still in the window."""
+    def give_back_lease(self, now_ns: int | None = None) -> None:
+        """Count the passes of this process's lease that were not used as never passed: its
+        bucket ended before `now_ns` (None: whatever its bucket, the plan that took it was
+        replaced). Under the lock, so that no lease is taken meanwhile and lost."""
+        end, lease = self._lease
+        if (now_ns is not None and now_ns < end) or not length_hint(lease):
+            return
         w = self._w
         if not self._acquire(False):
             self._seg.wait()
         try:
             w[H_OWNER] = self._owner
-            for word in (self._at + ADM, self._at + ADM_PREV):
-                v = w[word]
-                if v >> 32 == k:
-                    w[word] = v - min(passes, v & PASSES)
-                    w[self._at + ADM_GIVEN] += 1
-                    break
+            end, lease = self._lease
+            if now_ns is not None and now_ns < end:
+                return  # another thread took a lease of the current bucket
+            self._lease = _NO_LEASE
+            left = len(list(lease))  # taken whole: no thread can still take one of them
+            if left:
+                self._take_back(end // BUCKET_NS - 1, left)
         finally:
             self._release()
 
-    # -- this worker's window slot -----------------------------------------------------------
+    def _give_back(self, k: int, passes: int) -> None:
+        """Take `passes` back from admission bucket `k` if it is still in the window."""
+        if not self._acquire(False):
+            self._seg.wait()
+        try:
+            self._w[H_OWNER] = self._owner
+            self._take_back(k, passes)
+        finally:
+            self._release()
+
+    def _take_back(self, k: int, passes: int) -> None:
+        """`_give_back` with the lock held."""
+        w = self._w
+        for word in (self._at + ADM, self._at + ADM_PREV):
+            v = w[word]
+            if v >> 32 == k:
+                w[word] = v - min(passes, v & PASSES)
+                w[self._at + ADM_GIVEN] += 1
+                break
 
     def _roll(self, now_ns: int) -> None:
         """The first call of a bucket: snapshot the cumulative words into its slot (and give
         back what is left of a lease of an earlier bucket)."""
-        if now_ns >= self._lease_end > -(1 << 62):
-            self.give_back_lease()
+        self.give_back_lease(now_ns)
         with self._roll_lock:
             if now_ns < self._end:
                 return  # another thread rolled first
