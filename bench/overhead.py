@@ -5,7 +5,10 @@ adds to a bare call. Run: `python bench/overhead.py`.
 
 The `shared` rows run the same engine API over the counters a pre-fork server's workers share
 (stat/shared.py: a shared-memory segment and a process-shared lock), printed side by side with
-the per-process rows at the end (target: at most +300 ns per call).
+the per-process rows at the end (target: at most +300 ns per call), then once more as paired
+differences: each shared row timed back to back with its per-process twin, round after round.
+Far from their limits (as here) flow's calls mostly use a worker's lease and skip the lock; the
+`flow + isolation` pair shows a call that takes it every time.
 
 Two kinds of instpy rows: `engine API` calls `Engine.entry`/`Entry.exit` directly (what a
 framework hook does per request), and `compiled` rows call a function our build rewrote
@@ -47,6 +50,9 @@ metrics: {{all_resources: true}}
 rules:
   - resource: flow
     flow: {{qps: {BIG}}}
+  - resource: flow_isolation
+    flow: {{qps: {BIG}}}
+    concurrency: {{max: 1000000}}
   - resource: full
     flow: {{qps: {BIG}}}
     circuit_breaker: {{strategy: error_ratio, threshold: 0.5, min_requests: 10, window: 10s}}
@@ -86,6 +92,37 @@ def compiled() -> types.ModuleType:
 
 def work() -> int:
     return 1
+
+
+def paired_cases(lookup: Lookup) -> list[tuple[str, str, Lookup | None]]:
+    """(case, resource, hot-param lookup) of the paired per process / shared rows."""
+    return [("statistics only", "stats", None), ("flow", "flow", None),
+            ("flow + breaker", "full", None), ("flow + breaker + hot param", "full_hot", lookup),
+            ("flow + isolation (the lock on every call)", "flow_isolation", None)]
+
+
+def paired_differences(pairs: list[tuple[str, Callable[[], object], Callable[[], object]]],
+                       *, calls: int, rounds: int) -> dict[str, list[float]]:
+    """Per round and pair: ns per call of the second minus the first, timed back to back."""
+    out: dict[str, list[float]] = {name: [] for name, _, _ in pairs}
+
+    def per_call(fn: Callable[[], object]) -> float:
+        loop = range(calls)
+        start = time.perf_counter_ns()
+        for _ in loop:
+            fn()
+        return (time.perf_counter_ns() - start) / calls
+
+    for r in range(rounds):
+        for name, first, second in pairs:
+            if r % 2:
+                b = per_call(second)
+                a = per_call(first)
+            else:
+                a = per_call(first)
+                b = per_call(second)
+            out[name].append(b - a)
+    return out
 
 
 def _clock_token(lookup: Lookup | None) -> object:
@@ -222,6 +259,19 @@ def main() -> None:
         inst = best[f"instpy shared engine API: {case}"] - best["bare call"]
         print(f"  {case:<28} per process {local:7.0f}   shared {inst:7.0f}   "
               f"+{inst - local:.0f}")
+    # The same pairs again, each timed back to back with its per-process twin round after
+    # round (in alternating order), so that the machine's drift cancels out of every
+    # difference; the spread of the differences shows how much to trust the median.
+    pairs = [(case, governed(eng, resource, key), governed(shared, resource, key))
+             for case, resource, key in paired_cases(lookup)]
+    rounds = 41
+    diffs = paired_differences(pairs, calls=10_000, rounds=rounds)
+    print(f"\nshared minus per process, paired rounds ({rounds} x 10,000 calls, ns per call):")
+    print(f"  {'case':<46} {'median':>7} {'25%':>7} {'75%':>7}")
+    for case, d in diffs.items():
+        d.sort()
+        print(f"  {case:<46} {d[len(d) // 2]:+7.0f} {d[len(d) // 4]:+7.0f} "
+              f"{d[3 * len(d) // 4]:+7.0f}")
     from instpy.runtime.governance import engine
     engine().close()
     segment.leave()

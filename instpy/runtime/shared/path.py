@@ -218,7 +218,10 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
         if full:
             return plan._blocked(now, "flow", flow_rule, full_seen)
         if max_inflight >= 0:
-            inflight = stats.inflight
+            if w[H_HIGH] != stats._high:
+                inflight = stats.inflight  # (re-slices the stripes: a new worker slot)
+            else:
+                inflight = sum(stats._in_p) - sum(stats._in_c)  # `inflight`, inlined
             if inflight > max_inflight and stats.recount(now) > max_inflight:
                 inflight = stats.inflight
                 stats.cancel((v >> 32,) if flow else None, now, "isolation")
