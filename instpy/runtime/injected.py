@@ -212,6 +212,22 @@ class Target:
         self.aleave, self.afail = governor.aleave, governor.afail
         self.enter, self.aenter = governor.enter, governor.aenter
 
+    def govern_alone(self, hooks: tuple[tuple[str, ...], tuple[str, ...]],
+                     make: Callable[[], Governor]) -> Governor | None:
+        """The target's governor: `make()` installed now if `hooks` (enter hooks, exit hooks,
+        as `hook_names` gives them) are all the target runs and it has none yet; whatever
+        governs it already; None while it runs other hooks too. Two first calls at once
+        install one governor; `make` runs outside this module's lock (it may build the
+        engine, whose imports create targets)."""
+        gov = self.governor
+        if gov is not None or self.hook_names() != hooks:
+            return gov
+        made = make()
+        with _lock:
+            if self.governor is None:
+                self.govern(made)
+            return self.governor
+
     def hook_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The enter hooks in call order and the exit hooks in the order the rules name them."""
         return (tuple(h.name for h in self.enter_hooks),

@@ -13,7 +13,6 @@ that. Targets that carry other hooks as well run these hooks like any other, thr
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from types import MethodType
 from typing import Any
@@ -120,18 +119,14 @@ def _govern(target: injected.Target) -> _Governor | None:
     gov = target.governor
     if isinstance(gov, _Governor):
         return gov
-    if gov is not None or target.hook_names() != _OURS:
-        return None
-    res = engine().resource(target.fingerprint, TRAFFIC)
-    with _installing:  # two first calls at once install one governor
-        if target.governor is None:
-            gov = _Governor(target, res)
-            gov.hot = target.fingerprint in _hot
-            target.govern(gov)
-    return target.governor if isinstance(target.governor, _Governor) else None
 
+    def make() -> _Governor:
+        made = _Governor(target, engine().resource(target.fingerprint, TRAFFIC))
+        made.hot = target.fingerprint in _hot
+        return made
 
-_installing = threading.Lock()
+    gov = target.govern_alone(_OURS, make)
+    return gov if isinstance(gov, _Governor) else None
 
 
 _hot: frozenset[str] = frozenset()  # resources whose rules read a parameter

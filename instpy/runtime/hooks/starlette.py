@@ -32,7 +32,6 @@ run the governor's one `aenter`.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from operator import itemgetter
 from typing import Any
@@ -291,21 +290,14 @@ class _Governor:
         return call.fail(exc)
 
 
-_installing = threading.Lock()
-
-
 def _governor(target: Target, name: str) -> _Governor:
     """The target's governor, installed on its first call when these hooks are all it runs;
     else one for this call, run through the hook dispatch with the target's other hooks."""
     gov = target.governor
     if isinstance(gov, _Governor):
         return gov
-    gov = _Governor(target, name)
-    if target.governor is None and target.hook_names() == ((name,), (EXIT,)):
-        with _installing:  # two first calls at once install one governor
-            if target.governor is None:
-                target.govern(gov)
-    return gov
+    gov = target.govern_alone(((name,), (EXIT,)), lambda: _Governor(target, name))
+    return gov if isinstance(gov, _Governor) else _Governor(target, name)
 
 
 async def _dispatched(call: Call, gov: _Governor) -> None:
