@@ -144,5 +144,6 @@ target.active = False
 off = [get(p) for p in paths]
 print(json.dumps({"on": on, "off": off}))
 """)
-    assert out["on"] == out["off"]
-    assert [reply[0] for reply in out["on"]] == [200, 201, 500, 404, 500, 404]
+    on = out["on"]
+    assert isinstance(on, list) and on == out["off"]
+    assert [reply[0] for reply in on] == [200, 201, 500, 404, 500, 404]
