@@ -1,6 +1,6 @@
 """The per-call path of plans whose counters are `SharedStats` (stat/shared.py), on builds with
 a GIL: the shared store's counterpart of stat/local_path.py, with its two builders and a third
-for a hot-parameter rule in queries per second (`hot_path`).
+for a hot-parameter rule (`hot_path`).
 
 A passed call's token is its start time (an int): `enter` counts the pass in this worker's
 stripe and returns it; `exit` counts the completion in the stripe. Any other token (a
@@ -13,10 +13,10 @@ What a call costs is the segment lock and the words it reads and writes, so:
   the stats object per call, not captured: a fork moves a worker to another stripe and handle;
 * flow admission takes the lock once and, in the common case, reads and writes one word: the
   newest admission bucket (`k << 32 | passes`). Each closure keeps, per bucket, what the other
-  words said (the passes of the bucket before, final once a newer one exists) as the range the
-  newest word may be in for a call to pass (`base <= word < top`), valid until the bucket's
-  `end`; anything else (a new bucket, another worker ahead, a full window) goes through
-  `SharedStats.admission` with the lock still held;
+  words said (the passes of the bucket before, which only passes given back lower) as the
+  range the newest word may be in for a call to pass (`base <= word < top`), valid until the
+  bucket's `end`; anything else (a new bucket, another worker ahead, a full window, a count
+  kept too high) goes through `SharedStats.admission` with the lock still held;
 * where the window has room for many more calls (far from the limit), the locked section
   also counts a lease of passes for this process (at most 1/LEASE_SPREAD of the room per
   worker slot in use, at most LEASE_MAX), which its next calls of that bucket take without
@@ -28,9 +28,10 @@ What a call costs is the segment lock and the words it reads and writes, so:
   back, which `ADM_GIVEN` counts and the refusal checks;
 * a closed shared breaker counts a good completion in this worker's row without the lock
   (`SharedBreakerCheck.count_good`, inlined); bad ones, and the first of each slot, take it;
-* a hot value's token bucket is read and written in the same lock section as flow's
-  admission, its table entry found from a per-process cache of value -> entry, checked by
-  one read of the entry's digest.
+* a hot value's token bucket, or its count in flight, is read and written in the same lock
+  section as flow's admission, its table entry found from a per-closure cache of value ->
+  entry, checked by one read of the entry's digest; a value's count in flight is given back
+  in one lock section when its call ends.
 """
 
 from __future__ import annotations
