@@ -159,14 +159,14 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
     bints = breaker._ints if type(breaker) is SharedBreakerCheck else None
     # This closure's view of the newest admission bucket (see the module docstring), and of a
     # window it found full; all written with the segment lock held.
-    base = top = end = spread = 0
+    base = top = end = spread = lease_below = 0
     full_end = full_seen = full_given = 0
     if leases:
         stats.give_back_lease()  # taken under another plan's limit
 
     def enter(lookup: Lookup | None = None, inbound: bool = False,
               sleep: Sleep | None = None) -> object:
-        nonlocal base, top, end, spread, full_end, full_seen, full_given
+        nonlocal base, top, end, spread, lease_below, full_end, full_seen, full_given
         if bints is not None:
             if bints[STATE] & 3:
                 return generic(lookup, inbound, sleep)
@@ -183,7 +183,9 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
         if now < full_end and w[given] == full_given:
             return plan._blocked(now, "flow", flow_rule, full_seen)
         full = False
-        if not stats._acquire(False):
+        acquire = stats._acquire  # (attribute, then call: no method lookup per call)
+        release = stats._release
+        if not acquire(False):
             stats._seg.wait()
         try:
             w[H_OWNER] = stats._owner
@@ -196,17 +198,17 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
                     end = (k + 1) * BUCKET_NS
                     top = base + cap - prev
                     spread = LEASE_SPREAD * max(1, w[H_HIGH])
+                    # Room for `spread` more after this call: a lease (see `LEASE_SPREAD`).
+                    lease_below = top - spread if leases else base
                     if v >= top:
                         full = True
                         full_end = end
                         full_seen = v - base + prev
                         full_given = w[given]
                 if not full:
-                    extra = (top - v - 1) // spread if leases else 0
-                    if extra > 0 and end == stats._end and not length_hint(stats._lease[1]):
-                        # Room for many: count a lease of passes now (see `LEASE_SPREAD`).
-                        if extra > LEASE_MAX:
-                            extra = LEASE_MAX
+                    if v < lease_below and end == stats._end \
+                            and not length_hint(stats._lease[1]):
+                        extra = min((top - v - 1) // spread, LEASE_MAX)
                         w[adm] = v + 1 + extra
                         stats.lease(extra, end)
                     else:
@@ -215,7 +217,7 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
             else:
                 w[stats._passed] += 1
         finally:
-            stats._release()
+            release()
         if full:
             return plan._blocked(now, "flow", flow_rule, full_seen)
         if max_inflight >= 0:
@@ -314,7 +316,9 @@ def hot_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
         counted = key
         if pending and held is not None:
             held.settle(stats.lock)
-        if not stats._acquire(False):
+        acquire = stats._acquire
+        release = stats._release
+        if not acquire(False):
             stats._seg.wait()
         try:
             w[H_OWNER] = stats._owner
@@ -374,7 +378,7 @@ def hot_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
                     w[adm] = v + 1
                 w[stats._passed] += 1
         finally:
-            stats._release()
+            release()
         if refused:
             if refused == "flow":
                 return plan._blocked(now, "flow", flow_rule, full_seen)
