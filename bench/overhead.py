@@ -8,7 +8,8 @@ The `shared` rows run the same engine API over the counters a pre-fork server's 
 the per-process rows at the end (target: at most +300 ns per call), then once more as paired
 differences: each shared row timed back to back with its per-process twin, round after round.
 Far from their limits (as here) flow's calls mostly use a worker's lease and skip the lock; the
-`flow + isolation` pair shows a call that takes it every time.
+`no lease` pair shows flow as it runs near its limit, where every call takes the lock, and the
+`flow + isolation` pair a resource whose calls always take it.
 
 Two kinds of instpy rows: `engine API` calls `Engine.entry`/`Entry.exit` directly (what a
 framework hook does per request), and `compiled` rows call a function our build rewrote
@@ -41,6 +42,7 @@ from instpy.runtime.engine import Engine
 from instpy.runtime.entry import Blocked
 from instpy.runtime.hotspot.check import Lookup
 from instpy.runtime.resource import Resource
+from instpy.runtime.shared import path as shared_path
 from instpy.runtime.shared.segment import segment_for
 from instpy.runtime.stat.shared import SharedStore
 
@@ -152,6 +154,10 @@ def main() -> None:
     shm = tempfile.TemporaryDirectory()
     segment = segment_for(f"bench{os.getpid()}", shm.name)
     shared = Engine(parse_config(CONFIG, "bench.yaml"), store=SharedStore(segment))
+    # The same again with flow's leases off, as every call near a limit runs: the lock each time.
+    spread, shared_path.LEASE_SPREAD = shared_path.LEASE_SPREAD, 1 << 62
+    no_lease = Engine(parse_config(CONFIG, "bench.yaml"), store=SharedStore(segment))
+    shared_path.LEASE_SPREAD = spread
     # The method hooks use the process's engine, which reads INSTPY_GOVERNANCE.
     folder = tempfile.TemporaryDirectory()
     rules = Path(folder.name) / "governance.yaml"
@@ -258,12 +264,14 @@ def main() -> None:
         local = best[f"instpy engine API: {case}"] - best["bare call"]
         inst = best[f"instpy shared engine API: {case}"] - best["bare call"]
         print(f"  {case:<28} per process {local:7.0f}   shared {inst:7.0f}   "
-              f"+{inst - local:.0f}")
+              f"{inst - local:+.0f}")
     # The same pairs again, each timed back to back with its per-process twin round after
     # round (in alternating order), so that the machine's drift cancels out of every
     # difference; the spread of the differences shows how much to trust the median.
     pairs = [(case, governed(eng, resource, key), governed(shared, resource, key))
              for case, resource, key in paired_cases(lookup)]
+    pairs.append(("flow, no lease (as near its limit)",
+                  governed(eng, "flow"), governed(no_lease, "flow")))
     rounds = 41
     diffs = paired_differences(pairs, calls=10_000, rounds=rounds)
     print(f"\nshared minus per process, paired rounds ({rounds} x 10,000 calls, ns per call):")

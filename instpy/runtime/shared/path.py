@@ -155,6 +155,7 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
     isolation_rule = isolation.rule if isolation is not None else None
     # Isolation must read in-flight after its own pass under the lock: no lease.
     leases = flow and max_inflight < 0
+    lease_spread = LEASE_SPREAD
     breaker = plan.breaker
     bints = breaker._ints if type(breaker) is SharedBreakerCheck else None
     # This closure's view of the newest admission bucket (see the module docstring), and of a
@@ -197,7 +198,7 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
                     base = k << 32
                     end = (k + 1) * BUCKET_NS
                     top = base + cap - prev
-                    spread = LEASE_SPREAD * max(1, w[H_HIGH])
+                    spread = lease_spread * max(1, w[H_HIGH])
                     # Room for `spread` more after this call: a lease (see `LEASE_SPREAD`).
                     lease_below = top - spread if leases else base
                     if v >= top:
