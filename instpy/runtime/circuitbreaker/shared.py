@@ -34,7 +34,7 @@ from instpy.runtime.circuitbreaker.check import _BUCKETS, CLOSED, HALF_OPEN, OPE
 from instpy.runtime.circuitbreaker.rule import BreakerRule
 from instpy.runtime.entry import TrackedEntry
 from instpy.runtime.events import StateChange
-from instpy.runtime.shared.segment import H_HIGH, H_OWNER, MAX_WORKERS
+from instpy.runtime.shared.segment import H_HIGH, H_OWNER, MAX_WORKERS, Segment
 from instpy.runtime.shared.state import SharedState, State
 from instpy.runtime.stat.store import Lock, ResourceStats
 
@@ -45,6 +45,16 @@ FIELDS = PENDING + ROW * MAX_WORKERS
 _NAMES = (CLOSED, OPEN, HALF_OPEN)
 _CODES = {CLOSED: 0, OPEN: 1, HALF_OPEN: 2}
 _NO_SLOT = -(1 << 62)
+
+
+# The breakers of each segment in this process, whose per-process values a fork renews.
+_live: weakref.WeakKeyDictionary[Segment, weakref.WeakSet[SharedBreakerCheck]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _rebind(live: weakref.WeakSet[SharedBreakerCheck]) -> None:
+    for check in list(live):
+        check._bind()
 
 
 def init(state: State) -> None:
@@ -70,14 +80,11 @@ class SharedBreakerCheck(BreakerCheck):
         self._ints = state.ints
         self._seg = state.segment
         self._bind()
-        ref = weakref.ref(self)
-
-        def rebind() -> None:
-            check = ref()
-            if check is not None:
-                check._bind()
-
-        self._seg.rebind.append(rebind)
+        live = _live.get(self._seg)
+        if live is None:  # one rebind per segment for all its breakers (rules come and go)
+            live = _live[self._seg] = weakref.WeakSet()
+            self._seg.rebind.append(lambda: _rebind(live))
+        live.add(self)
 
     def _bind(self) -> None:
         worker = self._seg.worker
