@@ -68,6 +68,10 @@ _INF = float("inf")
 # share of the limit; near the limit it is no lease at all: every call takes the lock.
 LEASE_SPREAD = 16
 LEASE_MAX = 256
+# A lease is used only until this long before its bucket ends (the calls after take the lock):
+# a pass admitted from a lease is then never one that ends, as its caller sees it, in the next
+# window, which passes its full limit from the start.
+LEASE_GUARD_NS = 100_000_000
 
 
 def stats_path(plan: ResourcePlan, stats: SharedStats, other: Exit) -> tuple[Enter, Exit]:
@@ -178,7 +182,7 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
             stats._roll(now)
         if leases:
             lease = stats._lease
-            if now < lease[0] and next(lease[1], False):
+            if now + LEASE_GUARD_NS < lease[0] and next(lease[1], False):
                 w[stats._passed] += 1  # a pass of this process's lease: already counted
                 return now
         if now < full_end and w[given] == full_given:
@@ -208,7 +212,7 @@ def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,
                         full_given = w[given]
                 if not full:
                     if v < lease_below and end == stats._end \
-                            and not length_hint(stats._lease[1]):
+                            and now + LEASE_GUARD_NS < end and not length_hint(stats._lease[1]):
                         extra = min((top - v - 1) // spread, LEASE_MAX)
                         w[adm] = v + 1 + extra
                         stats.lease(extra, end)
