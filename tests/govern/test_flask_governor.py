@@ -14,15 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from service_support import REPO, build_tree, probe
+from governor_support import run_probe
+from service_support import REPO, build_tree
 
 pytest_plugins = ["fixture_support"]  # key
 
 APP = """\
 import json
 from flask import Flask, abort
-from instpy.runtime import injected
-from instpy.runtime.governance import engine
 
 app = Flask("probe")
 ran = []
@@ -50,13 +49,8 @@ def get(path):
     reply = client.get(path)
     return [reply.status_code, reply.get_data(as_text=True)[:20]]
 
-def totals(resource):
-    passed, completed, errors, _ = engine().statistics().stats(resource).totals()
-    return [passed, completed, errors]
-
-def governor():
-    (target,) = injected.targets("flask.app:Flask.full_dispatch_request")
-    return type(target.governor).__name__
+def governed():
+    return governor("flask.app:Flask.full_dispatch_request")
 """
 
 
@@ -66,19 +60,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
                       tmp_path_factory.mktemp("flask-governor") / "tree", key)
 
 
-def _run(tree: Path, key: str, tmp_path: Path, rules: str, body: str) -> dict[str, object]:
-    governance = tmp_path / "governance.yaml"
-    governance.write_text(rules)
-    out, _ = probe(APP + body, tree, key, governance)
-    assert isinstance(out, dict)
-    return out
-
-
 def test_first_and_later_calls_count_alike_and_how_each_ended(
         tree: Path, key: str, tmp_path: Path) -> None:
-    out = _run(tree, key, tmp_path, "rules: []\n", """
+    out = run_probe(tree, key, tmp_path, "rules: []\n", APP + """
 first = get("/ok")  # through the hook dispatch; it installs the governor
-installed = governor()
+installed = governed()
 later = [get("/ok") for _ in range(3)]
 codes = [get(f"/answer/{c}")[0] for c in (200, 404, 500, 503)]
 print(json.dumps({"first": first, "installed": installed, "later": later, "codes": codes,
@@ -103,10 +89,10 @@ def test_blocked_requests_get_the_fallback_and_never_run(
         tree: Path, key: str, tmp_path: Path) -> None:
     rules = ('rules:\n  - resource: "GET /ok"\n    flow: {qps: 2}\n'
              '    fallback: {status: 503, body: busy}\n')
-    out = _run(tree, key, tmp_path, rules, """
+    out = run_probe(tree, key, tmp_path, rules, APP + """
 replies = [get("/ok") for _ in range(6)]
 print(json.dumps({"replies": replies, "ran": len(ran), "ok": totals("GET /ok"),
-                  "installed": governor()}))
+                  "installed": governed()}))
 """)
     assert out["installed"] == "_Governor"
     assert out["replies"] == [[200, "ok"]] * 2 + [[503, "busy"]] * 4
@@ -116,7 +102,7 @@ print(json.dumps({"replies": replies, "ran": len(ran), "ok": totals("GET /ok"),
 def test_a_failing_governor_fails_open_counted_and_logged_once(
         tree: Path, key: str, tmp_path: Path) -> None:
     rules = 'rules:\n  - resource: "GET /ok"\n    flow: {qps: 1000}\n'
-    out = _run(tree, key, tmp_path, rules, """
+    out = run_probe(tree, key, tmp_path, rules, APP + """
 from instpy.runtime.hooks import http
 get("/ok")
 res = http.kept_inbound("GET", "/ok")
@@ -127,7 +113,7 @@ def broken(lookup):
 res.enter = broken
 replies = [get("/ok") for _ in range(3)]
 print(json.dumps({"replies": replies, "ran": len(ran), "failures": injected.hook_failures(),
-                  "installed": governor()}))
+                  "installed": governed()}))
 """)
     assert out["replies"] == [[200, "ok"]] * 3 and out["ran"] == 4
     assert out["failures"] == {"instpy.runtime.hooks.flask:on_enter": 3}
@@ -136,7 +122,7 @@ print(json.dumps({"replies": replies, "ran": len(ran), "failures": injected.hook
 
 def test_the_app_sees_exactly_what_it_would_ungoverned(
         tree: Path, key: str, tmp_path: Path) -> None:
-    out = _run(tree, key, tmp_path, "rules: []\n", """
+    out = run_probe(tree, key, tmp_path, "rules: []\n", APP + """
 (target,) = injected.targets("flask.app:Flask.full_dispatch_request")
 paths = ["/ok", "/answer/201", "/answer/500", "/missing", "/boom", "/nowhere"]
 on = [get(p) for p in paths]

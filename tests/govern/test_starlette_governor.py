@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 import pytest
-from service_support import REPO, build_tree, probe
+from governor_support import run_probe
+from service_support import REPO, build_tree
 
 pytest_plugins = ["fixture_support"]  # key
 
@@ -25,8 +26,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from instpy.runtime import injected
-from instpy.runtime.governance import engine
 from instpy.runtime.hooks import starlette as hook
 
 ran = []
@@ -67,13 +66,8 @@ async def get(path):
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], body.decode()
 
-def totals(resource):
-    passed, completed, errors, _ = engine().statistics().stats(resource).totals()
-    return [passed, completed, errors]
-
-def governor():
-    (target,) = injected.targets("starlette.routing:Route.handle")
-    return type(target.governor).__name__
+def governed():
+    return governor("starlette.routing:Route.handle")
 """
 
 
@@ -83,19 +77,12 @@ def tree(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
                       tmp_path_factory.mktemp("starlette-governor") / "tree", key)
 
 
-def _run(tree: Path, key: str, tmp_path: Path, rules: str, body: str) -> object:
-    governance = tmp_path / "governance.yaml"
-    governance.write_text(rules)
-    out, _ = probe(APP + body, tree, key, governance)
-    return out
-
-
 def test_first_and_later_calls_count_alike_and_how_each_ended(
         tree: Path, key: str, tmp_path: Path) -> None:
-    out = _run(tree, key, tmp_path, "rules: []\n", """
+    out = run_probe(tree, key, tmp_path, "rules: []\n", APP + """
 async def main():
     first = await get("/ok")  # through the hook dispatch; it installs the governor
-    installed = governor()
+    installed = governed()
     later = [await get("/ok") for _ in range(3)]
     codes = [await get(f"/answer/{c}") for c in (200, 404, 500, 503)]
     raised = await get("/boom")
@@ -107,7 +94,6 @@ async def main():
             "inflight": engine().statistics().stats("GET /ok").inflight}
 print(json.dumps(asyncio.run(main())))
 """)
-    assert isinstance(out, dict)
     assert out["first"] == [200, "ok"] and out["later"] == [[200, "ok"]] * 3
     assert out["installed"] == "_Governor"
     assert [c[0] for c in out["codes"]] == [200, 404, 500, 503]
@@ -124,14 +110,13 @@ def test_blocked_requests_get_the_fallback_and_never_run(
         tree: Path, key: str, tmp_path: Path) -> None:
     rules = ('rules:\n  - resource: "GET /ok"\n    flow: {qps: 2}\n'
              '    fallback: {status: 503, body: busy}\n')
-    out = _run(tree, key, tmp_path, rules, """
+    out = run_probe(tree, key, tmp_path, rules, APP + """
 async def main():
     replies = [await get("/ok") for _ in range(6)]
     return {"replies": replies, "ran": len(ran), "ok": totals("GET /ok"),
-            "installed": governor()}
+            "installed": governed()}
 print(json.dumps(asyncio.run(main())))
 """)
-    assert isinstance(out, dict)
     assert out["installed"] == "_Governor"
     assert out["replies"] == [[200, "ok"]] * 2 + [[503, "busy"]] * 4
     assert out["ran"] == 2
@@ -141,7 +126,7 @@ print(json.dumps(asyncio.run(main())))
 def test_throttled_requests_are_paced_on_the_loop(tree: Path, key: str, tmp_path: Path) -> None:
     rules = ('rules:\n  - resource: "GET /ok"\n'
              '    flow: {qps: 10, behavior: throttling, max_queueing: 2s}\n')
-    out = _run(tree, key, tmp_path, rules, """
+    out = run_probe(tree, key, tmp_path, rules, APP + """
 import time
 async def main():
     await get("/ok")
@@ -161,7 +146,6 @@ async def main():
     return {"replies": replies, "took": took, "max_gap": max(gaps), "ok": totals("GET /ok")}
 print(json.dumps(asyncio.run(main())))
 """)
-    assert isinstance(out, dict)
     assert out["replies"] == [[200, "ok"]] * 5
     assert out["took"] >= 0.35  # one request per 100 ms after the first
     assert out["max_gap"] < 0.2  # the waits were the loop's own sleeps
@@ -171,7 +155,7 @@ print(json.dumps(asyncio.run(main())))
 def test_a_failing_governor_fails_open_counted_and_logged_once(
         tree: Path, key: str, tmp_path: Path) -> None:
     rules = 'rules:\n  - resource: "GET /ok"\n    flow: {qps: 1000}\n'
-    out = _run(tree, key, tmp_path, rules, """
+    out = run_probe(tree, key, tmp_path, rules, APP + """
 from instpy.runtime.hooks import http
 async def main():
     await get("/ok")
@@ -183,10 +167,9 @@ async def main():
     res.enter_nowait = broken
     replies = [await get("/ok") for _ in range(3)]
     return {"replies": replies, "ran": len(ran), "failures": injected.hook_failures(),
-            "installed": governor()}
+            "installed": governed()}
 print(json.dumps(asyncio.run(main())))
 """)
-    assert isinstance(out, dict)
     assert out["replies"] == [[200, "ok"]] * 3 and out["ran"] == 4
     assert out["failures"] == {"instpy.runtime.hooks.starlette:on_enter": 3}
     assert out["installed"] == "_Governor"
@@ -195,7 +178,7 @@ print(json.dumps(asyncio.run(main())))
 def test_the_app_sees_exactly_what_it_would_ungoverned(
         tree: Path, key: str, tmp_path: Path) -> None:
     # Same answers and messages with the target on and off (governance loaded, no rule).
-    out = _run(tree, key, tmp_path, "rules: []\n", """
+    out = run_probe(tree, key, tmp_path, "rules: []\n", APP + """
 async def main():
     (target,) = injected.targets("starlette.routing:Route.handle")
     paths = ["/ok", "/answer/201", "/answer/500", "/missing", "/boom", "/nowhere"]
@@ -205,6 +188,5 @@ async def main():
     return {"on": on, "off": off}
 print(json.dumps(asyncio.run(main())))
 """)
-    assert isinstance(out, dict)
     assert out["on"] == out["off"]
     assert json.dumps(out["on"]).count("raised") == 1
