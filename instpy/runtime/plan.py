@@ -172,12 +172,12 @@ class ResourcePlan:
         elif token.__class__ is int:
             self._complete_int(token, error)
 
-    def breaker_done(self, now: int, rt: int, bad: bool) -> None:
-        """A lean path's completion, for the resource's breaker: counted while it is closed
-        (lock-free), and the breaker opened when that count crosses its threshold. A call that
-        entered closed and ends while the breaker is not closed is ignored (not a probe)."""
-        breaker = self.breaker
-        if breaker is None or breaker.state is not CLOSED:
+    def breaker_done(self, breaker: BreakerCheck, now: int, rt: int, bad: bool) -> None:
+        """A lean path's completion, for a breaker of this plan (`self.breaker`, or a hot
+        rule's plan's breaker, kept among the checks that need the lock): counted while it is
+        closed (lock-free), and the breaker opened when that count crosses its threshold. A call
+        that entered closed and ends while the breaker is not closed is ignored (not a probe)."""
+        if breaker.state is not CLOSED:
             return
         seen = breaker.count(now, rt, bad)
         if seen is not None:

@@ -120,25 +120,12 @@ def _completer(plan: ResourcePlan, stats: SharedStats, other: Exit,
                     and not (rt > max_rt if slow else bad):
                 bints[shared.mine + 2] += 1  # a good call: this worker's row, no lock
             else:
-                breaker_done(plan, shared, now, rt, bad)
+                plan.breaker_done(shared, now, rt, bad)
         elif breaker is not None:
-            breaker_done(plan, breaker, now, rt, bad)
+            plan.breaker_done(breaker, now, rt, bad)
         return None
 
     return exit_
-
-
-def breaker_done(plan: ResourcePlan, breaker: BreakerCheck, now: int, rt: int,
-                 bad: bool) -> None:
-    """`ResourcePlan.breaker_done` for any breaker of the plan (a hot rule's plan keeps its
-    breaker among the checks that need the lock, not in `plan.breaker`)."""
-    if breaker.state is not CLOSED:
-        return
-    seen = breaker.count(now, rt, bad)
-    if seen is not None:
-        change = breaker.open_if_closed(now, seen, plan.stats.lock)
-        if change is not None:
-            plan._emit(now, [change])
 
 
 def lean_path(plan: ResourcePlan, stats: SharedStats, generic: Enter,

@@ -73,7 +73,7 @@ def _completer(plan: ResourcePlan, stats: LocalStats, other: Exit) -> Exit:
             next(cur.errors)
         inflight.pop()
         if breaker is not None:
-            plan.breaker_done(now, rt, bad)
+            plan.breaker_done(breaker, now, rt, bad)
         return None
 
     return exit_
