@@ -107,8 +107,8 @@ def inbound(method: str, template: str) -> Resource:
 
 async def inbound_async(method: str, template: str) -> Resource:
     """`inbound` for async servers: the first request of a route may build the engine, which
-    `engine_async` does off the event loop. Hooks call `kept_inbound` first: no coroutine per
-    request once the route's handle is kept."""
+    `engine_async` does off the event loop. Hooks look the kept handle up first (`kept_inbound`,
+    or `INBOUND` itself on their hottest paths): no coroutine per request once it is kept."""
     res = kept_inbound(method, template)
     return res if res is not None else _keep_inbound(await engine_async(), method, template)
 
